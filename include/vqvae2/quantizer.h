@@ -1,0 +1,138 @@
+// Vector quantisation (MISSION.md §1.2): the discrete bottleneck of VQ-VAE and VQ-VAE-2.
+//
+// Glossary: B = batch, D = code width, H, W = latent height and width, K = number of codes,
+// N = B*H*W vectors quantised at once. z_e = encoder output, e = codebook [K, D],
+// z_q = e_k with k = argmin_j ||z_e - e_j||, sg = stop-gradient.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <memory>
+
+namespace vqvae2 {
+
+struct QuantizerOptions {
+  int64_t codes = 512;              // K
+  int64_t dim = 64;                 // D
+  bool ema = true;                  // EMA codebook (VQ-VAE-2) or codebook loss (VQ-VAE-1)
+  double beta = 0.25;               // commitment cost β
+  double decay = 0.99;              // EMA decay γ (also for the usage statistics of either variant)
+  double epsilon = 1e-5;            // Laplace smoothing of the EMA counts N
+  bool init_from_data = true;       // first training batch: codebook = random encoder outputs
+  double dead_code_threshold = 0.0; // restart codes whose EMA count N_i falls below this; 0 = off
+
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(QuantizerOptions, codes, dim, ema, beta, decay, epsilon,
+                                                init_from_data, dead_code_threshold)
+
+struct QuantizerOutput {
+  torch::Tensor z_q;              // [B, D, H, W] e_k in the forward pass, gradient copied to z_e
+  torch::Tensor codes;            // [B, H, W] int64 in [0, K)
+  torch::Tensor codebook_loss;    // ||sg[z_e] - e||² (zero for the EMA variant)
+  torch::Tensor commitment_loss;  // β ||z_e - sg[e]||²
+  torch::Tensor perplexity;       // exp(-Σ_k p_k log p_k), p_k = share of this batch's vectors on code k
+  torch::Tensor usage;            // fraction of the K codes this batch used
+};
+
+namespace functional {
+
+// [N, D], [K, D] -> [N] int64: argmin_j ||z_n - e_j||². Expanded as ||e_j||² - 2 z_n·e_j (the
+// ||z_n||² term is the same for every j) so it is one matrix product, not an [N, K, D] tensor.
+torch::Tensor nearest_codes(const torch::Tensor& z, const torch::Tensor& codebook);
+
+// Straight-through estimator: the value of z_q, the gradient of z_e (z_e + sg[z_q - z_e]).
+torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_q);
+
+// [N] int64 codes -> [K] float counts n_k.
+torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes);
+
+// exp(entropy) of the distribution counts / sum(counts); 0 log 0 = 0.
+torch::Tensor perplexity(const torch::Tensor& counts);
+
+// One EMA codebook step, in place (MISSION.md §1.2), with n = counts [K] and sums = Σ z [K, D]:
+//   N_i <- γ N_i + (1-γ) n_i ;  m_i <- γ m_i + (1-γ) Σ_j z_ij ;
+//   e_i  = m_i / Ñ_i  with Ñ_i = (N_i + ε) / (Σ_k N_k + K ε) · Σ_k N_k   (Laplace smoothing).
+void ema_update(torch::Tensor& cluster_size, torch::Tensor& embed_sum, torch::Tensor& codebook,
+                const torch::Tensor& counts, const torch::Tensor& sums, double decay, double epsilon);
+
+// [B, D, H, W] <-> [B*H*W, D]
+torch::Tensor flatten_channels_last(const torch::Tensor& z);
+torch::Tensor unflatten_channels_last(const torch::Tensor& z, const torch::IntArrayRef& shape);
+
+}  // namespace functional
+
+// What both variants share: nearest-code lookup, straight-through output, usage statistics,
+// data initialisation and dead-code restarts. The variants differ in how e learns.
+class QuantizerImpl : public torch::nn::Module {
+ public:
+  explicit QuantizerImpl(const QuantizerOptions& options);
+
+  // z_e [B, D, H, W] -> z_q, codes and losses. In training mode also updates the codebook
+  // statistics (EMA variant: the codebook itself) and restarts dead codes.
+  QuantizerOutput forward(const torch::Tensor& z_e);
+
+  // codes [B, H, W] -> e_codes [B, D, H, W]; the inverse of forward's quantisation.
+  torch::Tensor embed(const torch::Tensor& codes) const;
+
+  virtual const torch::Tensor& codebook() const = 0;  // e [K, D]
+  const QuantizerOptions& options() const { return options_; }
+  int64_t restarted_codes() const { return restarts_.item<int64_t>(); }
+
+  void pretty_print(std::ostream& stream) const override;
+
+ protected:
+  // Moves the codebook towards this batch: z [N, D], codes [N], counts [K]. No autograd.
+  virtual void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) = 0;
+  // Sets codes `which` to the vectors `values` [n, D] (data initialisation and restarts).
+  virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values) = 0;
+  virtual torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const = 0;
+
+  void restart_dead_codes(const torch::Tensor& z);
+
+  QuantizerOptions options_;
+  torch::Tensor cluster_size_;  // N [K]: EMA of how many vectors each code receives per batch
+  torch::Tensor initialised_;   // 0/1 scalar: has the codebook been set from data yet
+  torch::Tensor restarts_;      // int64 scalar: codes restarted so far
+};
+
+// VQ-VAE-1: e is a parameter learned by the codebook loss ||sg[z_e] - e||².
+class VectorQuantizerImpl : public QuantizerImpl {
+ public:
+  explicit VectorQuantizerImpl(const QuantizerOptions& options);
+  const torch::Tensor& codebook() const override { return codebook_; }
+
+ protected:
+  void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
+
+ private:
+  torch::Tensor codebook_;
+};
+TORCH_MODULE(VectorQuantizer);
+
+// VQ-VAE-2: e follows exponential moving averages of the vectors assigned to it (no gradient).
+class VectorQuantizerEMAImpl : public QuantizerImpl {
+ public:
+  explicit VectorQuantizerEMAImpl(const QuantizerOptions& options);
+  const torch::Tensor& codebook() const override { return codebook_; }
+  const torch::Tensor& embed_sum() const { return embed_sum_; }
+  const torch::Tensor& cluster_size() const { return cluster_size_; }
+
+ protected:
+  void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
+
+ private:
+  torch::Tensor codebook_;   // e [K, D] (buffer)
+  torch::Tensor embed_sum_;  // m [K, D] (buffer)
+};
+TORCH_MODULE(VectorQuantizerEMA);
+
+// The variant options.ema asks for.
+std::shared_ptr<QuantizerImpl> make_quantizer(const QuantizerOptions& options);
+
+}  // namespace vqvae2
