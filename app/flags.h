@@ -1,0 +1,81 @@
+// Flags whose defaults come from a preset: each flag maps 1:1 to one config field; --help shows
+// the value every preset gives it; after parsing, only the flags actually given override the
+// preset (or, on --resume, the checkpoint's configuration).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vqvae2::cli {
+
+template <typename T>
+std::string show(const T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return value.empty() ? "\"\"" : value;
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return fmt::format("{}", value);
+  } else {
+    return fmt::format("{}", fmt::join(value, ","));
+  }
+}
+
+template <typename Config>
+class PresetFlags {
+ public:
+  // presets: (name, config) pairs shown in --help.
+  explicit PresetFlags(std::vector<std::pair<std::string, Config>> presets) : presets_(std::move(presets)) {}
+
+  // A flag for a field read by `get` and written by `set`.
+  template <typename T>
+  CLI::Option* add(CLI::App* app, const std::string& name, const std::string& help,
+                   std::function<T(const Config&)> get, std::function<void(Config&, const T&)> set) {
+    auto value = std::make_shared<T>();
+    std::vector<std::string> defaults;
+    for (const auto& [preset, config] : presets_) defaults.push_back(preset + " " + show(get(config)));
+    bool same = true;
+    for (const auto& [preset, config] : presets_) same = same && show(get(config)) == show(get(presets_[0].second));
+    const auto text = same ? fmt::format("{} [default: {}]", help, show(get(presets_[0].second)))
+                           : fmt::format("{} [{}]", help, fmt::join(defaults, "; "));
+    CLI::Option* option = app->add_option(name, *value, text);
+    if constexpr (!std::is_same_v<T, std::string> && !std::is_arithmetic_v<T>) option->delimiter(',');
+    appliers_.push_back([option, value, set](Config& config) {
+      if (option->count() > 0) set(config, *value);
+    });
+    options_.push_back(option);
+    return option;
+  }
+
+  // A flag for a plain field, reached through `field`.
+  template <typename T>
+  CLI::Option* add(CLI::App* app, const std::string& name, const std::string& help, std::function<T&(Config&)> field) {
+    return add<T>(
+        app, name, help, [field](const Config& c) { return field(const_cast<Config&>(c)); },
+        [field](Config& c, const T& v) { field(c) = v; });
+  }
+
+  void apply(Config& config) const {
+    for (const auto& a : appliers_) a(config);
+  }
+  bool any_given() const {
+    for (const auto* o : options_) {
+      if (o->count() > 0) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::pair<std::string, Config>> presets_;
+  std::vector<std::function<void(Config&)>> appliers_;
+  std::vector<CLI::Option*> options_;
+};
+
+}  // namespace vqvae2::cli

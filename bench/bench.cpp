@@ -1,0 +1,122 @@
+#include "bench.h"
+
+#include "vqvae2/device.h"
+#include "vqvae2/vqvae.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <ostream>
+#include <vector>
+
+namespace vqvae2::bench {
+
+namespace {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Median seconds of `fn` over the timed iterations.
+double time_median(const BenchOptions& options, const torch::Device& device, const std::function<void()>& fn) {
+  for (int64_t i = 0; i < options.warmup; ++i) fn();
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < std::max<int64_t>(1, options.iterations); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    synchronize(device);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+VQVAEOptions reference_widths(int64_t image_size) {
+  VQVAEOptions options;  // defaults are the paper's: h 128, 2 res blocks of 32, D 64, K 512, strides {4, 2}
+  options.image_size = image_size;
+  return options;
+}
+
+struct StepTiming {
+  double seconds = 0;
+  double gflop = 0;  // per step: forward + backward ≈ 3 × forward
+};
+
+StepTiming vqvae_step(const BenchOptions& options, const torch::Device& device, int64_t image_size, int64_t batch) {
+  torch::manual_seed(0);
+  HierarchicalVQVAE model(reference_widths(image_size));
+  model->to(device);
+  model->train();
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(3e-4));
+  const auto x = torch::rand({batch, 3, image_size, image_size}, torch::TensorOptions().device(device)) * 2 - 1;
+  StepTiming timing;
+  timing.seconds = time_median(options, device, [&] {
+    optimizer.zero_grad();
+    model->forward(x).loss.backward();
+    optimizer.step();
+  });
+  timing.gflop = 3.0 * 2.0 * static_cast<double>(model->forward_macs()) * static_cast<double>(batch) / 1e9;
+  return timing;
+}
+
+}  // namespace
+
+double measured_peak_gflops(const std::string& device_name) {
+  const auto device = parse_device(device_name);
+  const BenchOptions options{device_name, 1, 3};
+  const auto on = torch::TensorOptions().device(device);
+  const int64_t n = 2048;
+  const auto a = torch::randn({n, n}, on), b = torch::randn({n, n}, on);
+  const double matmul = 2.0 * n * n * n / 1e9 / time_median(options, device, [&] { torch::mm(a, b); });
+  const auto x = torch::randn({16, 128, 64, 64}, on), w = torch::randn({128, 128, 3, 3}, on);
+  const double conv_gflop = 2.0 * 16 * 64 * 64 * 128 * 128 * 9 / 1e9;
+  const double conv = conv_gflop / time_median(options, device, [&] { torch::conv2d(x, w, {}, 1, 1); });
+  return std::max(matmul, conv);
+}
+
+void vqvae(const BenchOptions& options, std::ostream& out) {
+  const auto device = parse_device(options.device);
+  const double peak = measured_peak_gflops(options.device);
+  out << fmt::format("VQ-VAE-2 training step, reference widths (h 128, 2x32 res, K 512, D 64), {} ({} LibTorch "
+                     "threads, {} BLAS threads)\n",
+                     device.str(), at::get_num_threads(), blas_threads());
+  out << fmt::format("measured peak: {:.1f} GFLOP/s (best of a 2048^3 matmul and a 128->128 3x3 conv)\n", peak);
+  out << "| image | batch | s/step | images/s | GFLOP/step | GFLOP/s | of peak |\n";
+  out << "|---|---|---|---|---|---|---|\n";
+  for (const auto& [size, batch] : std::vector<std::pair<int64_t, int64_t>>{{256, 4}, {64, 16}}) {
+    const auto t = vqvae_step(options, device, size, batch);
+    out << fmt::format("| {}x{} | {} | {:.3f} | {:.1f} | {:.1f} | {:.1f} | {:.0f}% |\n", size, size, batch, t.seconds,
+                       batch / t.seconds, t.gflop, t.gflop / t.seconds, 100 * t.gflop / t.seconds / peak);
+    out.flush();
+  }
+}
+
+void threads(const BenchOptions& options, std::ostream& out) {
+  const auto device = parse_device(options.device);
+  const int cores = available_cores();
+  const int torch_before = at::get_num_threads(), blas_before = blas_threads();
+  out << fmt::format("Thread settings on {} cores (the step is the reference VQ-VAE at 64x64, batch 16; the "
+                     "matmul column is a 1024^3 product, the BLAS-bound part of attention and linear layers)\n",
+                     cores);
+  out << "| LibTorch threads | OpenBLAS threads | VQ-VAE s/step | matmul GFLOP/s |\n|---|---|---|---|\n";
+  const auto on = torch::TensorOptions().device(device);
+  const auto a = torch::randn({1024, 1024}, on), b = torch::randn({1024, 1024}, on);
+  std::vector<std::pair<int, int>> settings = {{cores, 1}, {cores, cores}, {1, cores}};
+  if (cores == 1) settings = {{1, 1}};
+  for (const auto& [torch_threads, openblas_threads] : settings) {
+    at::set_num_threads(torch_threads);
+    set_blas_threads(openblas_threads);
+    const auto step = vqvae_step(options, device, 64, 16);
+    const double matmul = 2.0 * 1024 * 1024 * 1024 / 1e9 / time_median(options, device, [&] { torch::mm(a, b); });
+    out << fmt::format("| {} | {} | {:.3f} | {:.1f} |\n", torch_threads, openblas_threads, step.seconds, matmul);
+    out.flush();
+  }
+  at::set_num_threads(torch_before);
+  set_blas_threads(std::max(1, blas_before));
+}
+
+}  // namespace vqvae2::bench

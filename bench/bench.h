@@ -1,0 +1,27 @@
+// Benchmarks: they print figures and never judge them. `vqvae2 bench <what>` runs them.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+namespace vqvae2::bench {
+
+struct BenchOptions {
+  std::string device = "cpu";
+  int64_t warmup = 1;      // untimed iterations first
+  int64_t iterations = 3;  // timed iterations; the median is reported
+};
+
+// Training images/s of the reference-width VQ-VAE at 256×256 batch 4 and 64×64 batch 16, with
+// GFLOP/s and the fraction of the machine's measured peak.
+void vqvae(const BenchOptions& options, std::ostream& out);
+
+// The same VQ-VAE training step (and a BLAS-bound step) under different splits of the cores
+// between LibTorch's pool and OpenBLAS's: the evidence for configure_threads' default.
+void threads(const BenchOptions& options, std::ostream& out);
+
+// Best single-precision GFLOP/s this process reaches on a large matrix product and a large
+// convolution with the current thread settings: the "peak" the other figures are compared to.
+double measured_peak_gflops(const std::string& device);
+
+}  // namespace vqvae2::bench
