@@ -1,0 +1,119 @@
+#include "vqvae2/image.h"
+
+#include "test_util.h"
+#include "vqvae2/error.h"
+
+#include <gtest/gtest.h>
+#include <stb/stb_image_write.h>
+
+namespace vqvae2 {
+namespace {
+
+std::vector<uint8_t> encode_png(int w, int h, int c, const std::vector<uint8_t>& pixels) {
+  std::vector<uint8_t> out;
+  stbi_write_png_to_func(
+      [](void* context, void* data, int size) {
+        auto* v = static_cast<std::vector<uint8_t>*>(context);
+        v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+      },
+      &out, w, h, c, pixels.data(), w * c);
+  return out;
+}
+
+TEST(Image, CropsTheCentreSquareOfAWideImage) {
+  // 6×2 RGB: columns 0-1 red, 2-3 green, 4-5 blue. The centre 2×2 square is green.
+  std::vector<uint8_t> pixels;
+  for (int y = 0; y < 2; ++y) {
+    for (int x = 0; x < 6; ++x) {
+      pixels.push_back(x < 2 ? 255 : 0);
+      pixels.push_back(x >= 2 && x < 4 ? 255 : 0);
+      pixels.push_back(x >= 4 ? 255 : 0);
+    }
+  }
+  const auto image = decode_image(encode_png(6, 2, 3, pixels), "wide.png", 2, 3);
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{3, 2, 2}));
+  EXPECT_EQ(image[0].max().item<int>(), 0);
+  EXPECT_EQ(image[1].min().item<int>(), 255);
+  EXPECT_EQ(image[2].max().item<int>(), 0);
+}
+
+TEST(Image, CompositesTransparencyOntoWhiteAndConvertsToGrey) {
+  // 2×2 RGBA: fully transparent black (-> white), opaque black, half-transparent red, opaque white.
+  const std::vector<uint8_t> rgba = {0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 128, 255, 255, 255, 255};
+  const auto rgb = decode_image(encode_png(2, 2, 4, rgba), "alpha.png", 2, 3);
+  EXPECT_EQ(rgb[0][0][0].item<int>(), 255);  // transparent -> white
+  EXPECT_EQ(rgb[1][0][1].item<int>(), 0);    // opaque black stays black
+  EXPECT_EQ(rgb[0][1][0].item<int>(), 255);  // half red over white: red channel full
+  EXPECT_NEAR(rgb[1][1][0].item<int>(), 127, 1);  // green at half
+  const auto grey = decode_image(encode_png(2, 2, 4, rgba), "alpha.png", 2, 1);
+  ASSERT_EQ(grey.sizes(), (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(grey[0][0][0].item<int>(), 255);
+  EXPECT_EQ(grey[0][0][1].item<int>(), 0);
+}
+
+TEST(Image, ResizesToTheAskedSide) {
+  std::vector<uint8_t> pixels(40 * 40, 200);
+  const auto image = decode_image(encode_png(40, 40, 1, pixels), "grey.png", 8, 3);
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{3, 8, 8}));
+  EXPECT_EQ(image.min().item<int>(), 200);
+  EXPECT_EQ(image.max().item<int>(), 200);
+}
+
+TEST(Image, RefusesBrokenFilesWithTheirName) {
+  EXPECT_THROW(decode_image({}, "empty.png", 8, 3), Error);
+  const std::vector<uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
+  try {
+    decode_image(text, "notes.png", 8, 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("notes.png"), std::string::npos);
+  }
+  auto png = encode_png(16, 16, 3, std::vector<uint8_t>(16 * 16 * 3, 9));
+  png.resize(png.size() / 2);  // truncated
+  EXPECT_THROW(decode_image(png, "half.png", 8, 3), Error);
+}
+
+TEST(Image, RefusesHugeDimensionsBeforeDecoding) {
+  // A valid PNG header claiming 100000 × 100000 pixels, with no data behind it.
+  auto png = encode_png(1, 1, 1, {0});
+  const uint32_t side = 100000;
+  for (int i = 0; i < 4; ++i) {
+    png[16 + i] = static_cast<uint8_t>(side >> (24 - 8 * i));
+    png[20 + i] = static_cast<uint8_t>(side >> (24 - 8 * i));
+  }
+  try {
+    decode_image(png, "huge.png", 8, 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("huge.png"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Image, GridPlacesImagesInRowsWithWhiteGaps) {
+  const auto images = torch::zeros({5, 1, 2, 2}, torch::kUInt8);
+  const auto grid = make_grid(images, 3, 1);
+  // 3 columns, 2 rows: width 3·(2+1)+1 = 10, height 2·(2+1)+1 = 7.
+  EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{1, 7, 10}));
+  EXPECT_EQ(grid[0][0][0].item<int>(), 255);
+  EXPECT_EQ(grid[0][1][1].item<int>(), 0);
+  EXPECT_EQ(grid[0][4][7].item<int>(), 255);  // the empty sixth slot stays white
+}
+
+TEST(Image, PngRoundTrip) {
+  test::TempDir dir;
+  const auto image = torch::randint(0, 256, {3, 5, 7}, torch::kLong).to(torch::kUInt8);
+  save_png(dir.file("x.png"), image);
+  EXPECT_TRUE(torch::equal(load_image(dir.file("x.png"), 5, 3).slice(2, 0, 5), image.slice(2, 1, 6)));
+}
+
+TEST(Image, ConvertsBetweenPixelsAndModelRange) {
+  const auto pixels = torch::tensor({0, 128, 255}, torch::kUInt8);
+  const auto x = to_model_range(pixels);
+  EXPECT_NEAR(x[0].item<double>(), -1.0, 1e-6);
+  EXPECT_NEAR(x[2].item<double>(), 1.0, 1e-6);
+  EXPECT_TRUE(torch::equal(to_pixels(x), pixels));
+  EXPECT_EQ(to_pixels(torch::tensor({-3.0f, 3.0f}))[1].item<int>(), 255);
+}
+
+}  // namespace
+}  // namespace vqvae2

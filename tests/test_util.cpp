@@ -1,0 +1,73 @@
+#include "test_util.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace vqvae2::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device device;
+  path_ = (fs::temp_directory_path() / ("vqvae2-test-" + std::to_string(device()) + std::to_string(device()))).string();
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+std::string TempDir::file(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+CommandResult run_vqvae2(const std::string& arguments) {
+  CommandResult result;
+  const std::string command = std::string("'") + VQVAE2_BINARY + "' " + arguments + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+TrainVQVAEConfig tiny_config() {
+  TrainVQVAEConfig config;
+  config.data.image_size = config.model.image_size = 16;
+  config.data.channels = config.model.channels = 1;
+  config.data.limit = 512;
+  config.model.hidden = 16;
+  config.model.res_blocks = 1;
+  config.model.res_channels = 8;
+  config.model.strides = {2, 2};
+  config.model.codes = {32};
+  config.model.code_dims = {8};
+  config.model.quantizer.dead_code_threshold = 1.0;
+  config.train.batch_size = 16;
+  config.train.epochs = 1;
+  config.train.learning_rate = 1e-3;
+  config.train.log_every = 1;
+  config.train.grid_images = 4;
+  return config;
+}
+
+}  // namespace vqvae2::test

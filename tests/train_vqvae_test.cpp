@@ -1,0 +1,157 @@
+#include "vqvae2/train_vqvae.h"
+
+#include "test_util.h"
+#include "vqvae2/checkpoint.h"
+#include "vqvae2/error.h"
+#include "vqvae2/presets.h"
+#include "vqvae2/run.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace vqvae2 {
+namespace {
+
+RunSettings quiet() {
+  RunSettings s;
+  s.quiet = true;
+  return s;
+}
+
+// Every parameter and buffer of the model in a checkpoint file.
+std::map<std::string, torch::Tensor> tensors_of(const std::string& path) {
+  const auto loaded = load_vqvae(path, torch::kCPU);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : loaded.model->named_parameters()) out[p.key()] = p.value();
+  for (const auto& b : loaded.model->named_buffers()) out[b.key()] = b.value();
+  return out;
+}
+
+TEST(TrainVQVAE, ShortRunOnRealDigitsHalvesValidationErrorAndUsesMostOfTheCodebook) {
+  test::TempDir dir;
+  auto config = vqvae_preset("mnist");
+  config.data.limit = 4000;
+  config.train.batch_size = 32;
+  config.train.steps = 250;
+  const auto result = train_vqvae(config, dir.path(), false, quiet());
+  EXPECT_EQ(result.steps, 250);
+  EXPECT_LT(result.final.mse, 0.5 * result.initial.mse);
+  EXPECT_LT(result.final.mse, 0.03);  // PSNR above 21 dB on held-out digits
+  ASSERT_EQ(result.final.usage.size(), 2u);
+  for (const auto usage : result.final.usage) EXPECT_GT(usage, 0.5);
+  RecordProperty("final_mse", std::to_string(result.final.mse));
+}
+
+TEST(TrainVQVAE, ResumedRunEqualsUninterruptedRun) {
+  test::TempDir straight, interrupted;
+  auto config = test::tiny_config();
+  config.data.limit = 128;  // ~115 training images: 7 steps an epoch, so the runs cross an epoch
+  config.train.steps = 10;
+  config.train.checkpoint_every = 100;
+  train_vqvae(config, straight.path(), false, quiet());
+
+  auto first_part = config;
+  first_part.train.steps = 4;
+  train_vqvae(first_part, interrupted.path(), false, quiet());
+  const auto resumed = train_vqvae(config, interrupted.path(), true, quiet());
+  EXPECT_EQ(resumed.steps, 10);
+
+  const auto a = tensors_of(vqvae_checkpoint_path(straight.path()));
+  const auto b = tensors_of(vqvae_checkpoint_path(interrupted.path()));
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+
+  // The metrics log holds each step once, as if the run had not stopped.
+  std::ifstream log(interrupted.file("metrics.jsonl"));
+  std::string line;
+  std::vector<int64_t> steps;
+  while (std::getline(log, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (!record.contains("event")) steps.push_back(record["step"]);
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST(TrainVQVAE, RefusesToResumeWithAnotherModelOrToOverwriteARun) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.train.steps = 2;
+  train_vqvae(config, dir.path(), false, quiet());
+  EXPECT_THROW(train_vqvae(config, dir.path(), false, quiet()), Error);
+  auto other = config;
+  other.model.hidden = 32;
+  other.train.steps = 4;
+  try {
+    train_vqvae(other, dir.path(), true, quiet());
+    FAIL() << "resumed into another model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden: checkpoint 16, requested 32"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TrainVQVAE, AStopRequestWritesACheckpointAndResumeContinues) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.train.steps = 6;
+  request_stop();
+  const auto stopped = train_vqvae(config, dir.path(), false, quiet());
+  clear_stop_request();
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.steps, 1);
+  EXPECT_EQ(read_checkpoint(vqvae_checkpoint_path(dir.path()), "vqvae").meta["state"]["step"], 1);
+  const auto resumed = train_vqvae(config, dir.path(), true, quiet());
+  EXPECT_FALSE(resumed.interrupted);
+  EXPECT_EQ(resumed.steps, 6);
+}
+
+TEST(TrainVQVAE, WritesConfigMetricsGridsAndACheckpoint) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.data.limit = 64;
+  config.train.epochs = 2;
+  const auto result = train_vqvae(config, dir.path(), false, quiet());
+  const auto stored = nlohmann::json::parse(test::read_text(dir.file("config.json")));
+  EXPECT_EQ(stored["config"]["model"]["hidden"], 16);
+  int steps = 0, evals = 0;
+  std::ifstream log(dir.file("metrics.jsonl"));
+  std::string line;
+  while (std::getline(log, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.value("event", "") == "eval") {
+      ++evals;
+      EXPECT_TRUE(record.contains("val_psnr"));
+      EXPECT_EQ(record["val_usage"].size(), 2u);
+    } else {
+      ++steps;
+      for (const char* key : {"loss", "reconstruction_mse", "commitment_loss", "images_per_second"}) {
+        EXPECT_TRUE(record.contains(key)) << key;
+      }
+      EXPECT_EQ(record["perplexity"].size(), 2u);
+    }
+  }
+  EXPECT_EQ(steps, result.steps);
+  EXPECT_EQ(evals, 3);  // before training and after each epoch
+  int grids = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.file("grids"))) grids += entry.path().extension() == ".png";
+  EXPECT_EQ(grids, 2);
+  EXPECT_TRUE(std::filesystem::exists(vqvae_checkpoint_path(dir.path())));
+}
+
+TEST(TrainVQVAE, LoadedModelReproducesTheEvaluation) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.train.steps = 5;
+  const auto result = train_vqvae(config, dir.path(), false, quiet());
+  auto loaded = load_vqvae(vqvae_checkpoint_path(dir.path()), torch::kCPU);
+  EXPECT_EQ(loaded.step, 5);
+  EXPECT_FALSE(loaded.model->is_training());
+  const auto dataset = ImageDataset::open(loaded.config.data);
+  BatchLoader loader(dataset, dataset->split().second, {16, false, false, 0, 2});
+  const auto again = evaluate_vqvae(loaded.model, loader, torch::kCPU);
+  EXPECT_NEAR(again.mse, result.final.mse, 1e-6);
+}
+
+}  // namespace
+}  // namespace vqvae2
