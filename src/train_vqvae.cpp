@@ -4,10 +4,9 @@
 #include "vqvae2/error.h"
 #include "vqvae2/image.h"
 #include "vqvae2/metrics.h"
-#include "vqvae2/progress.h"
 #include "vqvae2/run.h"
+#include "vqvae2/train_loop.h"
 
-#include <chrono>
 #include <filesystem>
 #include <iostream>
 
@@ -61,20 +60,6 @@ Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const t
 
 namespace {
 
-nlohmann::json checkpoint_meta(const TrainVQVAEConfig& config, int64_t step) {
-  return {{"kind", "vqvae"}, {"config", config}, {"state", {{"step", step}}}};
-}
-
-void save_training_checkpoint(const std::string& path, const TrainVQVAEConfig& config, HierarchicalVQVAE& model,
-                              torch::optim::Adam& optimizer, int64_t step) {
-  torch::serialize::OutputArchive archive;
-  save_module(*model, archive, "model");
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
-  write_checkpoint(path, checkpoint_meta(config, step), archive);
-}
-
 // Originals and their reconstructions side by side, in pairs.
 void save_reconstruction_grid(HierarchicalVQVAE& model, const torch::Tensor& originals, const torch::Device& device,
                               const std::string& path) {
@@ -87,10 +72,103 @@ void save_reconstruction_grid(HierarchicalVQVAE& model, const torch::Tensor& ori
   save_png(path, make_grid(pairs, /*columns=*/8));
 }
 
-nlohmann::json eval_record(const Evaluation& e, int64_t step, int64_t epoch) {
-  return {{"event", "eval"},   {"step", step},           {"epoch", epoch},           {"val_mse", e.mse},
-          {"val_psnr", e.psnr}, {"val_perplexity", e.perplexity}, {"val_usage", e.usage}, {"val_images", e.images}};
+Evaluation evaluation_from_json(const nlohmann::json& j) {
+  Evaluation e;
+  if (j.is_null()) return e;
+  e.mse = j.at("mse");
+  e.psnr = j.at("psnr");
+  e.perplexity = j.at("perplexity").get<std::vector<double>>();
+  e.usage = j.at("usage").get<std::vector<double>>();
+  e.images = j.at("images");
+  return e;
 }
+
+class VQVAETask : public TrainingTask {
+ public:
+  VQVAETask(const TrainVQVAEConfig& config, HierarchicalVQVAE model, torch::Device device,
+            std::shared_ptr<ImageDataset> dataset, const std::vector<int64_t>& train, const std::vector<int64_t>& validation,
+            const RunSettings& settings, RunFolder run)
+      : config_(config),
+        model_(std::move(model)),
+        device_(device),
+        optimizer_(model_->parameters(), torch::optim::AdamOptions(config.train.learning_rate)),
+        train_loader_(dataset, train,
+                      {config.train.batch_size, /*shuffle=*/true, /*drop_last=*/true, config.train.seed,
+                       settings.loader_prefetch},
+                      &std::cerr),
+        validation_loader_(dataset, validation,
+                           {config.train.batch_size, /*shuffle=*/false, /*drop_last=*/false, config.train.seed,
+                            settings.loader_prefetch},
+                           &std::cerr),
+        run_(std::move(run)) {
+    // Grid images spread evenly over the validation set (a folder sorted by class shows every class).
+    std::vector<torch::Tensor> originals;
+    const auto count = std::min<int64_t>(config.train.grid_images, validation.size());
+    for (int64_t i = 0; i < count; ++i) originals.push_back(dataset->get(validation[i * validation.size() / count]));
+    if (!originals.empty()) grid_ = torch::stack(originals);
+  }
+
+  torch::optim::Adam& optimizer() { return optimizer_; }
+  int64_t batches_per_epoch() const override { return train_loader_.batches_per_epoch(); }
+  void start_epoch(int64_t epoch, int64_t first_batch) override { train_loader_.start(epoch, first_batch); }
+
+  bool forward(nlohmann::json& figures, int64_t& images) override {
+    auto batch = train_loader_.next();
+    if (!batch) return false;
+    model_->train();
+    const auto x = to_model_range(batch->images).to(device_);
+    out_ = model_->forward(x);
+    images = x.size(0);
+    figures = {{"loss", out_.loss.item<double>()},
+               {"reconstruction_mse", out_.reconstruction_loss.item<double>()},
+               {"commitment_loss", out_.commitment_loss.item<double>()},
+               {"codebook_loss", out_.codebook_loss.item<double>()}};
+    for (const auto& level : out_.levels) {
+      figures["perplexity"].push_back(level.perplexity.item<double>());
+      figures["usage"].push_back(level.usage.item<double>());
+    }
+    return true;
+  }
+
+  void step() override {
+    optimizer_.zero_grad();
+    out_.loss.backward();
+    optimizer_.step();
+    out_ = {};
+  }
+
+  nlohmann::json evaluate() override { return evaluate_vqvae(model_, validation_loader_, device_).to_json(); }
+
+  std::string summarize(const nlohmann::json& e) const override {
+    return fmt::format("validation MSE {:.5f}, PSNR {:.2f} dB, code usage {}", e.at("mse").get<double>(),
+                       e.at("psnr").get<double>(), fmt::join(e.at("usage").get<std::vector<double>>(), " / "));
+  }
+
+  void after_evaluation(int64_t step) override {
+    if (grid_.defined()) {
+      save_reconstruction_grid(model_, grid_, device_, run_.file(fmt::format("grids/reconstructions-{:06d}.png", step)));
+    }
+  }
+
+  void save(const std::string& path, int64_t step) override {
+    torch::serialize::OutputArchive archive;
+    save_module(*model_, archive, "model");
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer_.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    write_checkpoint(path, {{"kind", "vqvae"}, {"config", config_}, {"state", {{"step", step}}}}, archive);
+  }
+
+ private:
+  TrainVQVAEConfig config_;
+  HierarchicalVQVAE model_;
+  torch::Device device_;
+  torch::optim::Adam optimizer_;
+  BatchLoader train_loader_, validation_loader_;
+  RunFolder run_;
+  torch::Tensor grid_;
+  VQVAEOutput out_;
+};
 
 }  // namespace
 
@@ -106,34 +184,21 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const std::string& 
   const auto device = parse_device(settings.device);
   RunFolder run(run_dir);
   const auto checkpoint_path = run.file("vqvae.ckpt");
-  const auto metrics_path = run.file("metrics.jsonl");
-  const auto& schedule = config.train;
 
-  seed_everything(schedule.seed);
+  seed_everything(config.train.seed);
   HierarchicalVQVAE model(config.model);
   model->to(device);
-  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(schedule.learning_rate));
 
-  int64_t step = 0;
+  std::optional<CheckpointContents> contents;
   if (resume) {
-    const auto contents = read_checkpoint(checkpoint_path, "vqvae");
-    const auto& stored = contents.meta.at("config");
+    contents = read_checkpoint(checkpoint_path, "vqvae");
+    const auto& stored = contents->meta.at("config");
     check_same_config(stored.at("model"), nlohmann::json(config.model), checkpoint_path);
     check_same_config(stored.at("data"), nlohmann::json(config.data), checkpoint_path);
-    auto archive = open_archive(contents, checkpoint_path, device);
-    load_module(*model, archive, "model", checkpoint_path);
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read("optimizer", optimizer_archive);
-    optimizer.load(optimizer_archive);
-    step = contents.meta.at("state").at("step").get<int64_t>();
-    MetricsLog::truncate_after(metrics_path, step);
   } else {
     VQVAE2_CHECK(!std::filesystem::exists(checkpoint_path),
-                 "'{}' already holds a trained VQ-VAE; pass --resume to continue it or choose another --out",
-                 run_dir);
-    std::filesystem::remove(metrics_path);
+                 "'{}' already holds a trained VQ-VAE; pass --resume to continue it or choose another --out", run_dir);
   }
-  run.write_json("config.json", {{"kind", "vqvae"}, {"config", config}});
 
   const auto dataset = ImageDataset::open(config.data, &std::cerr);
   auto [train_indices, validation_indices] = dataset->split();
@@ -141,108 +206,30 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const std::string& 
     std::cerr << "warning: no validation images (--val-fraction 0): evaluating on the training images\n";
     validation_indices = train_indices;
   }
-  BatchLoader train_loader(dataset, train_indices,
-                           {schedule.batch_size, /*shuffle=*/true, /*drop_last=*/true, schedule.seed,
-                            settings.loader_prefetch},
-                           &std::cerr);
-  BatchLoader validation_loader(dataset, validation_indices,
-                                {schedule.batch_size, /*shuffle=*/false, /*drop_last=*/false, schedule.seed,
-                                 settings.loader_prefetch},
-                                &std::cerr);
-  const auto per_epoch = train_loader.batches_per_epoch();
-  const auto total = schedule.steps > 0 ? schedule.steps : schedule.epochs * per_epoch;
-  VQVAE2_CHECK(step <= total, "the checkpoint is at step {}, past the {} steps asked for; raise --steps or --epochs",
-               step, total);
-
-  // Grid images spread evenly over the validation set (a folder sorted by class shows every class).
-  std::vector<torch::Tensor> grid_originals;
-  const auto grid_count = std::min<int64_t>(schedule.grid_images, validation_indices.size());
-  for (int64_t i = 0; i < grid_count; ++i) {
-    grid_originals.push_back(dataset->get(validation_indices[i * validation_indices.size() / grid_count]));
+  VQVAETask task(config, model, device, dataset, train_indices, validation_indices, settings, run);
+  int64_t step = 0;
+  if (contents) {
+    auto archive = open_archive(*contents, checkpoint_path, device);
+    load_module(*model, archive, "model", checkpoint_path);
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    task.optimizer().load(optimizer_archive);
+    step = contents->meta.at("state").at("step").get<int64_t>();
   }
-  const auto grid_batch = grid_originals.empty() ? torch::Tensor() : torch::stack(grid_originals);
-
+  run.write_json("config.json", {{"kind", "vqvae"}, {"config", config}});
   if (!settings.quiet) {
-    std::cerr << fmt::format("vqvae2 train-vqvae: {}; {} train / {} validation; {} steps ({} per epoch) on {}{}\n",
-                             dataset->describe(), train_indices.size(), validation_indices.size(), total, per_epoch,
-                             device.str(), resume ? fmt::format(", resuming at step {}", step) : "");
+    std::cerr << fmt::format("vqvae2 train-vqvae: {}; {} train / {} validation images; {} batches per epoch on {}{}\n",
+                             dataset->describe(), train_indices.size(), validation_indices.size(),
+                             task.batches_per_epoch(), device.str(),
+                             resume ? fmt::format(", resuming at step {}", step) : "");
   }
-
-  MetricsLog log(metrics_path);
+  const auto loop = run_training_loop(task, config.train, step,
+                                      {"train-vqvae", checkpoint_path, run.file("metrics.jsonl"), settings.quiet});
   TrainVQVAEResult result;
-  if (step == 0) {
-    result.initial = evaluate_vqvae(model, validation_loader, device);
-    log.write(eval_record(result.initial, 0, 0));
-  }
-
-  ProgressBar bar("train-vqvae", total, step, !settings.quiet);
-  std::string last_checkpoint = resume ? checkpoint_path : "";
-  int64_t epoch = step / per_epoch;
-  train_loader.start(epoch, step % per_epoch);
-  auto window_start = std::chrono::steady_clock::now();
-  int64_t window_images = 0;
-  model->train();
-  while (step < total) {
-    auto batch = train_loader.next();
-    if (!batch) {
-      train_loader.start(++epoch);
-      continue;
-    }
-    torch::manual_seed(step_seed(schedule.seed, step));
-    const auto x = to_model_range(batch->images).to(device);
-    const auto out = model->forward(x);
-    const auto loss = out.loss.item<double>();
-    check_finite(loss, "the VQ-VAE loss", step + 1, last_checkpoint);
-    optimizer.zero_grad();
-    out.loss.backward();
-    optimizer.step();
-    ++step;
-    window_images += x.size(0);
-
-    if (step % schedule.log_every == 0 || step == total) {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      nlohmann::json record = {{"step", step},
-                               {"epoch", epoch},
-                               {"loss", loss},
-                               {"reconstruction_mse", out.reconstruction_loss.item<double>()},
-                               {"commitment_loss", out.commitment_loss.item<double>()},
-                               {"codebook_loss", out.codebook_loss.item<double>()},
-                               {"lr", schedule.learning_rate},
-                               {"images_per_second", window_images / std::max(seconds, 1e-9)}};
-      for (const auto& level : out.levels) {
-        record["perplexity"].push_back(level.perplexity.item<double>());
-        record["usage"].push_back(level.usage.item<double>());
-      }
-      log.write(record);
-      window_start = std::chrono::steady_clock::now();
-      window_images = 0;
-    }
-    bar.update(step, fmt::format("loss {:.4f}", loss));
-
-    const bool epoch_end = step % per_epoch == 0;
-    if (epoch_end || step == total) {
-      result.final = evaluate_vqvae(model, validation_loader, device);
-      log.write(eval_record(result.final, step, (step + per_epoch - 1) / per_epoch));
-      bar.message(fmt::format("step {}: validation MSE {:.5f}, PSNR {:.2f} dB, code usage {}", step, result.final.mse,
-                              result.final.psnr, fmt::join(result.final.usage, " / ")));
-      if (grid_batch.defined()) {
-        save_reconstruction_grid(model, grid_batch, device, run.file(fmt::format("grids/reconstructions-{:06d}.png", step)));
-      }
-    }
-    const bool stopping = stop_requested();
-    if (step % schedule.checkpoint_every == 0 || epoch_end || step == total || stopping) {
-      save_training_checkpoint(checkpoint_path, config, model, optimizer, step);
-      last_checkpoint = checkpoint_path;
-    }
-    if (stopping) {
-      result.interrupted = true;
-      bar.message(fmt::format("stopped by signal at step {}; checkpoint written, continue with --resume", step));
-      break;
-    }
-  }
-  bar.finish();
-  result.steps = step;
+  result.steps = loop.steps;
+  result.interrupted = loop.interrupted;
+  result.initial = evaluation_from_json(loop.initial);
+  result.final = evaluation_from_json(loop.final);
   result.checkpoint = checkpoint_path;
   return result;
 }
