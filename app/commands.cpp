@@ -147,6 +147,10 @@ int bench(const BenchCommand& command, const Common& common) {
     bench::vqvae(options, std::cout);
   } else if (command.what == "threads") {
     bench::threads(options, std::cout);
+  } else if (command.what == "prior") {
+    bench::prior(options, std::cout);
+  } else if (command.what == "sample") {
+    bench::sample(options, command.batches, std::cout);
   } else {
     fail("unknown benchmark '{}'", command.what);
   }

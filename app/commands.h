@@ -50,6 +50,7 @@ struct BenchCommand {
   std::string what = "vqvae";
   int64_t warmup = 1;
   int64_t iterations = 3;
+  std::vector<int64_t> batches = {1, 16};  // bench sample
 };
 int bench(const BenchCommand& command, const Common& common);
 

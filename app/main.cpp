@@ -157,12 +157,16 @@ int run(int argc, char** argv) {
   add_common(decode_app, common);
 
   // bench
-  auto* bench_app = app.add_subcommand("bench", "Benchmarks: print speed figures (vqvae, threads)");
+  auto* bench_app = app.add_subcommand("bench", "Benchmarks: print speed figures (vqvae, prior, sample, threads)");
   BenchCommand bench_command;
-  bench_app->add_option("what", bench_command.what, "vqvae: training images/s at reference widths; threads: thread "
-                                                    "settings compared")
+  bench_app->add_option("what", bench_command.what,
+                        "vqvae: VQ-VAE training images/s; prior: prior training step times; sample: seconds per "
+                        "256x256 sample (all at reference widths); threads: thread settings compared")
       ->capture_default_str()
-      ->check(CLI::IsMember({"vqvae", "threads"}));
+      ->check(CLI::IsMember({"vqvae", "prior", "sample", "threads"}));
+  bench_app->add_option("--batches", bench_command.batches, "batch sizes for `bench sample`")
+      ->delimiter(',')
+      ->capture_default_str();
   bench_app->add_option("--warmup", bench_command.warmup, "untimed iterations")->capture_default_str();
   bench_app->add_option("--iterations", bench_command.iterations, "timed iterations (median reported)")->capture_default_str();
   add_common(bench_app, common);

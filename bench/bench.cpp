@@ -1,6 +1,8 @@
 #include "bench.h"
 
 #include "vqvae2/device.h"
+#include "vqvae2/prior.h"
+#include "vqvae2/sampler.h"
 #include "vqvae2/vqvae.h"
 
 #include <fmt/format.h>
@@ -117,6 +119,83 @@ void threads(const BenchOptions& options, std::ostream& out) {
   }
   at::set_num_threads(torch_before);
   set_blas_threads(std::max(1, blas_before));
+}
+
+namespace {
+
+// The reference two-level setting: 256×256 images, top 32×32, bottom 64×64, K = 512.
+Prior reference_top() { return Prior(top_prior_options(1, 32, 32, 512, PriorSize::kReference)); }
+Prior reference_bottom() { return Prior(conditional_prior_options(0, 64, 64, 512, 512, 2, PriorSize::kReference)); }
+
+}  // namespace
+
+void prior(const BenchOptions& options, std::ostream& out) {
+  const auto device = parse_device(options.device);
+  const double peak = measured_peak_gflops(options.device);
+  out << fmt::format("Prior training step, reference widths (C 256, 4 blocks x 4 gated layers, 8 heads), {} ({} "
+                     "LibTorch threads, {} BLAS threads); measured peak {:.1f} GFLOP/s\n",
+                     device.str(), at::get_num_threads(), blas_threads(), peak);
+  out << "| prior | map | batch | parameters | s/step | GFLOP/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n";
+  struct Case {
+    const char* name;
+    Prior prior;
+    int64_t batch;
+  };
+  torch::manual_seed(0);
+  std::vector<Case> cases;
+  cases.push_back({"top (PixelSNAIL)", reference_top(), 8});
+  cases.push_back({"bottom (conditional)", reference_bottom(), 4});
+  for (auto& c : cases) {
+    c.prior->to(device);
+    c.prior->train();
+    const auto& o = c.prior->options();
+    torch::optim::Adam optimizer(c.prior->parameters(), torch::optim::AdamOptions(3e-4));
+    const auto on = torch::TensorOptions().dtype(torch::kLong).device(device);
+    const auto codes = torch::randint(0, o.stack.codes, {c.batch, o.height, o.width}, on);
+    const auto condition = o.conditional ? torch::randint(0, o.condition.codes, {c.batch, o.height / 2, o.width / 2}, on)
+                                         : torch::Tensor();
+    const double seconds = time_median(options, device, [&] {
+      optimizer.zero_grad();
+      c.prior->loss(codes, condition).backward();
+      optimizer.step();
+    });
+    int64_t parameters = 0;
+    for (const auto& p : c.prior->parameters()) parameters += p.numel();
+    const double gflop = 3.0 * 2.0 * static_cast<double>(c.prior->forward_macs()) * static_cast<double>(c.batch) / 1e9;
+    out << fmt::format("| {} | {}x{} | {} | {:.1f} M | {:.2f} | {:.0f} | {:.1f} | {:.0f}% |\n", c.name, o.height, o.width,
+                       c.batch, parameters / 1e6, seconds, gflop, gflop / seconds, 100 * gflop / seconds / peak);
+    out.flush();
+  }
+}
+
+void sample(const BenchOptions& options, const std::vector<int64_t>& batches, std::ostream& out) {
+  const auto device = parse_device(options.device);
+  torch::manual_seed(0);
+  HierarchicalVQVAE vqvae(reference_widths(256));
+  std::vector<Prior> priors = {reference_bottom(), reference_top()};
+  vqvae->to(device);
+  for (auto& p : priors) p->to(device);
+  out << fmt::format("Ancestral sampling of 256x256 images at reference widths (top 32x32 PixelSNAIL, bottom 64x64 "
+                     "conditional, K 512), cached sampler, {} ({} LibTorch threads, {} BLAS threads)\n",
+                     device.str(), at::get_num_threads(), blas_threads());
+  out << "| batch | top s | bottom s | decode s | total s | s/image |\n|---|---|---|---|---|---|\n";
+  for (const auto batch : batches) {
+    const auto result = sample_hierarchy(vqvae, priors, batch, {}, 0);
+    const double total = result.seconds[0] + result.seconds[1] + result.seconds[2];
+    out << fmt::format("| {} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.2f} |\n", batch, result.seconds[1],
+                       result.seconds[0], result.seconds[2], total, total / batch);
+    out.flush();
+  }
+  // The naive loop costs one full forward pass per code: time one pass of each prior at batch 1.
+  torch::InferenceMode inference;
+  const auto on = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto top_codes = torch::zeros({1, 32, 32}, on), bottom_codes = torch::zeros({1, 64, 64}, on);
+  for (auto& p : priors) p->eval();
+  const double top_pass = time_median(options, device, [&] { priors[1]->forward(top_codes); });
+  const double bottom_pass = time_median(options, device, [&] { priors[0]->forward(bottom_codes, top_codes); });
+  out << fmt::format("naive sampler (one full pass per code), batch 1: top {:.3f} s/pass x 1024 = {:.0f} s, bottom "
+                     "{:.3f} s/pass x 4096 = {:.0f} s, total {:.0f} s\n",
+                     top_pass, top_pass * 1024, bottom_pass, bottom_pass * 4096, top_pass * 1024 + bottom_pass * 4096);
 }
 
 }  // namespace vqvae2::bench

@@ -3,6 +3,7 @@
 
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace vqvae2::bench {
 
@@ -19,6 +20,14 @@ void vqvae(const BenchOptions& options, std::ostream& out);
 // The same VQ-VAE training step (and a BLAS-bound step) under different splits of the cores
 // between LibTorch's pool and OpenBLAS's: the evidence for configure_threads' default.
 void threads(const BenchOptions& options, std::ostream& out);
+
+// Training step time of the top prior (32×32, batch 8) and the bottom prior (64×64, batch 4)
+// at the reference widths, with GFLOP/s.
+void prior(const BenchOptions& options, std::ostream& out);
+
+// Seconds per 256×256 sample at the reference widths (top prior, bottom prior, decoder), cached
+// sampling, for each batch size in `batches`; also the naive sampler's cost per code.
+void sample(const BenchOptions& options, const std::vector<int64_t>& batches, std::ostream& out);
 
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.
