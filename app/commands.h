@@ -2,6 +2,8 @@
 #pragma once
 
 #include "vqvae2/device.h"
+#include "vqvae2/sampler.h"
+#include "vqvae2/train_prior.h"
 #include "vqvae2/train_vqvae.h"
 
 #include <string>
@@ -53,6 +55,56 @@ struct BenchCommand {
   std::vector<int64_t> batches = {1, 16};  // bench sample
 };
 int bench(const BenchCommand& command, const Common& common);
+
+struct ExtractCommand {
+  std::string checkpoint;       // the VQ-VAE
+  std::string out;              // default: <VQ-VAE run>/codes
+  int64_t batch_size = 64;
+};
+int extract_codes(const ExtractCommand& command, const Common& common);
+
+struct TrainPriorCommand {
+  TrainPriorConfig config;
+  std::string level = "top";    // top, bottom or a level number
+  std::string size = "reference";
+  std::string out;              // default: runs/prior-<level>
+  bool resume = false;
+};
+// Fills in what the code store decides (level, map size, K, conditioning) and trains.
+int train_prior(TrainPriorCommand command, const Common& common, const std::function<void(TrainPriorConfig&)>& flags);
+
+struct SampleCommand {
+  std::string vqvae;                 // run folder or checkpoint
+  std::vector<std::string> priors;   // one per level, any order
+  int64_t count = 16;
+  int64_t batch_size = 16;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+  bool naive = false;
+  std::string out = "samples.png";
+  std::string codes_out;             // optional: the sampled codes as a code store
+};
+int sample(const SampleCommand& command, const Common& common);
+
+struct PipelineCommand {
+  std::string out = "runs/main";
+  std::string data;                  // empty = embedded MNIST
+  std::string preset = "auto";
+  std::string prior_size = "auto";   // small with the mnist preset, else reference
+  int64_t vqvae_epochs = 0;          // 0 = the preset's
+  int64_t prior_epochs = 0;          // 0 = the prior size's default
+  int64_t vqvae_steps = 0;           // > 0: a fixed number of steps instead of epochs (quick runs)
+  int64_t prior_steps = 0;
+  int64_t samples = 16;
+  uint64_t seed = 0;
+  bool resume = false;
+};
+int pipeline(const PipelineCommand& command, const Common& common);
+
+// Default prior training schedule for a size.
+TrainSchedule prior_schedule(PriorSize size);
+// "top", "bottom" or a number -> a level index of a store with `levels` levels.
+int64_t parse_level(const std::string& level, int64_t levels);
 
 // A run folder or a checkpoint file -> the checkpoint file (`name` inside a folder).
 std::string checkpoint_file(const std::string& path, const std::string& name);

@@ -97,6 +97,51 @@ void add_vqvae_flags(CLI::App* app, PresetFlags<Config>& flags) {
                      [](Config& c) -> int64_t& { return c.train.grid_images; });
 }
 
+// The model and schedule flags of train-prior, each a field of TrainPriorConfig.
+void add_prior_flags(CLI::App* app, PresetFlags<TrainPriorConfig>& flags) {
+  using P = TrainPriorConfig;
+  flags.add<int64_t>(app, "--channels", "width C of the causal stack", [](P& c) -> int64_t& { return c.model.stack.channels; });
+  flags.add<int64_t>(app, "--res-channels", "width inside each gated unit",
+                     [](P& c) -> int64_t& { return c.model.stack.res_channels; });
+  flags.add<int64_t>(app, "--kernel", "kernel size k (odd): vertical (k/2+1)xk, horizontal 1x(k/2+1)",
+                     [](P& c) -> int64_t& { return c.model.stack.kernel; });
+  flags.add<int64_t>(app, "--blocks", "groups of gated layers (attention closes each group in the top prior)",
+                     [](P& c) -> int64_t& { return c.model.stack.blocks; });
+  flags.add<int64_t>(app, "--res-blocks", "gated layers per group", [](P& c) -> int64_t& { return c.model.stack.res_blocks; });
+  flags.add<bool>(app, "--attention", "causal self-attention after each group (default: on for the top prior only)",
+                  [](P& c) -> bool& { return c.model.stack.attention; });
+  flags.add<int64_t>(app, "--heads", "attention heads", [](P& c) -> int64_t& { return c.model.stack.heads; });
+  flags.add<double>(app, "--dropout", "dropout in every gated unit and on attention weights",
+                    [](P& c) -> double& { return c.model.stack.dropout; });
+  flags.add<int64_t>(app, "--out-res-blocks", "1x1 gated units before the logits",
+                     [](P& c) -> int64_t& { return c.model.stack.out_res_blocks; });
+  flags.add<int64_t>(app, "--condition-channels", "width of the conditioning stack (lower levels)",
+                     [](P& c) -> int64_t& { return c.model.condition.channels; });
+  flags.add<int64_t>(app, "--condition-res-blocks", "residual blocks of the conditioning stack (lower levels)",
+                     [](P& c) -> int64_t& { return c.model.condition.res_blocks; });
+  flags.add<int64_t>(app, "--batch-size", "code maps per step", [](P& c) -> int64_t& { return c.train.batch_size; });
+  flags.add<int64_t>(app, "--epochs", "passes over the training codes", [](P& c) -> int64_t& { return c.train.epochs; });
+  flags.add<int64_t>(app, "--steps", "optimisation steps; overrides --epochs when > 0",
+                     [](P& c) -> int64_t& { return c.train.steps; });
+  flags.add<double>(app, "--lr", "Adam learning rate", [](P& c) -> double& { return c.train.learning_rate; });
+  flags.add<uint64_t>(app, "--seed", "seed of everything random (weights, order, dropout)",
+                      [](P& c) -> uint64_t& { return c.train.seed; });
+  flags.add<int64_t>(app, "--log-every", "steps between metrics lines", [](P& c) -> int64_t& { return c.train.log_every; });
+  flags.add<int64_t>(app, "--checkpoint-every", "steps between checkpoints (also written at each epoch's end)",
+                     [](P& c) -> int64_t& { return c.train.checkpoint_every; });
+}
+
+std::vector<std::pair<std::string, TrainPriorConfig>> prior_presets() {
+  std::vector<std::pair<std::string, TrainPriorConfig>> presets;
+  for (const auto size : {PriorSize::kSmall, PriorSize::kReference}) {
+    TrainPriorConfig c;
+    c.model = conditional_prior_options(0, 16, 16, 512, 512, 2, size);  // widths do not depend on the map
+    c.train = prior_schedule(size);
+    presets.emplace_back(size == PriorSize::kSmall ? "small" : "reference", c);
+  }
+  return presets;
+}
+
 std::vector<std::pair<std::string, Config>> all_presets() {
   std::vector<std::pair<std::string, Config>> presets;
   for (const auto& name : preset_names()) presets.emplace_back(name, vqvae_preset(name));
@@ -105,7 +150,8 @@ std::vector<std::pair<std::string, Config>> all_presets() {
 
 int run(int argc, char** argv) {
   CLI::App app{"vqvae2: VQ-VAE-2 (Razavi et al. 2019) in C++ on LibTorch.\n"
-               "Train a hierarchical VQ-VAE on your images, then inspect, encode and decode with it."};
+               "Train a hierarchical VQ-VAE on your images, priors over its codes, and sample new images.\n"
+               "Start with `vqvae2 pipeline`: it runs every stage on the embedded MNIST digits."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "vqvae2 0.1.0");
   app.footer("Run `vqvae2 <command> --help` for a command's flags.");
@@ -156,6 +202,77 @@ int run(int argc, char** argv) {
   decode_app->add_option("--batch-size", decode_command.batch_size, "images per batch")->capture_default_str();
   add_common(decode_app, common);
 
+  // extract-codes
+  auto* extract_app = app.add_subcommand("extract-codes", "Encode the VQ-VAE's training and held-out images into code stores");
+  ExtractCommand extract_command;
+  extract_app->add_option("--checkpoint", extract_command.checkpoint, "VQ-VAE run folder or .ckpt file")->required();
+  extract_app->add_option("--out", extract_command.out, "folder for train.vq2 and val.vq2 (default: <VQ-VAE run>/codes)");
+  extract_app->add_option("--batch-size", extract_command.batch_size, "images per batch")->capture_default_str();
+  add_common(extract_app, common);
+
+  // train-prior
+  auto* prior_app = app.add_subcommand("train-prior", "Stage 2: train the prior of one level on extracted codes");
+  TrainPriorCommand prior_command;
+  PresetFlags<TrainPriorConfig> prior_flags(prior_presets());
+  prior_app->add_option("--codes", prior_command.config.codes, "folder holding train.vq2 and val.vq2 (extract-codes)");
+  prior_app->add_option("--level", prior_command.level,
+                        "which level: top (PixelSNAIL), bottom (conditioned on the level above) or a number")
+      ->capture_default_str();
+  prior_app->add_option("--size", prior_command.size, "widths: reference (the paper's) or small (CPU-friendly)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"small", "reference"}));
+  prior_app->add_option("--out", prior_command.out, "run folder (default: runs/prior-level<N>)");
+  prior_app->add_flag("--resume", prior_command.resume, "continue the run in --out from its checkpoint");
+  add_prior_flags(prior_app, prior_flags);
+  add_common(prior_app, common);
+
+  // sample
+  auto* sample_app = app.add_subcommand("sample", "Ancestral sampling: top codes, then each level below, then decode");
+  SampleCommand sample_command;
+  sample_app->add_option("--vqvae", sample_command.vqvae, "VQ-VAE run folder or .ckpt file")->required();
+  sample_app->add_option("--priors", sample_command.priors, "prior run folders or .ckpt files, one per level, any order")
+      ->required()
+      ->delimiter(',');
+  sample_app->add_option("--count", sample_command.count, "images to sample")->capture_default_str();
+  sample_app->add_option("--batch-size", sample_command.batch_size, "images sampled together")->capture_default_str();
+  sample_app->add_option("--temperature", sample_command.sampling.temperature, "divides the logits; 0 = most likely code")
+      ->capture_default_str();
+  sample_app->add_option("--top-k", sample_command.sampling.top_k, "keep the k most likely codes (0 = all)")
+      ->capture_default_str();
+  sample_app->add_option("--top-p", sample_command.sampling.top_p, "keep the most likely codes up to this probability")
+      ->capture_default_str();
+  sample_app->add_option("--seed", sample_command.seed, "same seed, same samples")->capture_default_str();
+  sample_app->add_flag("--naive", sample_command.naive,
+                       "use the reference sampler (a full forward pass per code; slow, for comparison)");
+  sample_app->add_option("--out", sample_command.out, "PNG grid to write")->capture_default_str();
+  sample_app->add_option("--codes-out", sample_command.codes_out, "also write the sampled codes as a code store");
+  add_common(sample_app, common);
+
+  // pipeline
+  auto* pipeline_app = app.add_subcommand(
+      "pipeline", "The whole system in one go: train the VQ-VAE, extract codes, train every prior, sample");
+  PipelineCommand pipeline_command;
+  pipeline_app->add_option("--out", pipeline_command.out, "run folder for every stage")->capture_default_str();
+  pipeline_app->add_option("--data", pipeline_command.data, "folder of images (default: the embedded MNIST digits)");
+  pipeline_app->add_option("--preset", pipeline_command.preset, "VQ-VAE preset: auto, mnist, small, reference")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "mnist", "small", "reference"}));
+  pipeline_app->add_option("--prior-size", pipeline_command.prior_size, "prior widths: auto, small, reference")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "small", "reference"}));
+  pipeline_app->add_option("--vqvae-epochs", pipeline_command.vqvae_epochs, "VQ-VAE epochs (0 = the preset's)")
+      ->capture_default_str();
+  pipeline_app->add_option("--prior-epochs", pipeline_command.prior_epochs, "epochs of each prior (0 = the size's default)")
+      ->capture_default_str();
+  pipeline_app->add_option("--vqvae-steps", pipeline_command.vqvae_steps, "VQ-VAE steps instead of epochs (0 = epochs)")
+      ->capture_default_str();
+  pipeline_app->add_option("--prior-steps", pipeline_command.prior_steps, "steps of each prior instead of epochs (0 = epochs)")
+      ->capture_default_str();
+  pipeline_app->add_option("--samples", pipeline_command.samples, "images to sample at the end")->capture_default_str();
+  pipeline_app->add_option("--seed", pipeline_command.seed, "seed of every stage")->capture_default_str();
+  pipeline_app->add_flag("--resume", pipeline_command.resume, "continue an interrupted pipeline run in --out");
+  add_common(pipeline_app, common);
+
   // bench
   auto* bench_app = app.add_subcommand("bench", "Benchmarks: print speed figures (vqvae, prior, sample, threads)");
   BenchCommand bench_command;
@@ -196,6 +313,12 @@ int run(int argc, char** argv) {
     flags.apply(train_command.config);
     return train_vqvae(train_command, common);
   }
+  if (prior_app->parsed()) {
+    return train_prior(prior_command, common, [&](TrainPriorConfig& c) { prior_flags.apply(c); });
+  }
+  if (extract_app->parsed()) return extract_codes(extract_command, common);
+  if (sample_app->parsed()) return sample(sample_command, common);
+  if (pipeline_app->parsed()) return pipeline(pipeline_command, common);
   if (reconstruct_app->parsed()) return reconstruct(reconstruct_command, common);
   if (encode_app->parsed()) return encode(encode_command, common);
   if (decode_app->parsed()) return decode(decode_command, common);

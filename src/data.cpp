@@ -153,15 +153,17 @@ int64_t BatchLoader::batches_per_epoch() const {
   return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
-std::vector<int64_t> BatchLoader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order = indices_;
-  if (!options_.shuffle) return order;
-  std::mt19937_64 random(options_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
+std::vector<int64_t> shuffled_order(std::vector<int64_t> order, uint64_t seed, int64_t epoch) {
+  std::mt19937_64 random(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
   for (size_t i = order.size(); i > 1; --i) {
     const auto j = static_cast<size_t>(random() % i);
     std::swap(order[i - 1], order[j]);
   }
   return order;
+}
+
+std::vector<int64_t> BatchLoader::epoch_order(int64_t epoch) const {
+  return options_.shuffle ? shuffled_order(indices_, options_.seed, epoch) : indices_;
 }
 
 void BatchLoader::stop() {

@@ -94,6 +94,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
     }
   }
   bar.finish();
+  if (result.final.is_null()) result.final = task.evaluate();  // resumed at the end: nothing ran
   result.steps = step;
   return result;
 }

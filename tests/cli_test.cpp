@@ -27,7 +27,8 @@ void expect_failure(const std::string& arguments, const std::string& message) {
 TEST(Cli, HelpExplainsEveryCommandAndFlag) {
   const auto top = run_vqvae2("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"train-vqvae", "reconstruct", "encode", "decode", "bench"}) {
+  for (const char* command : {"pipeline", "train-vqvae", "extract-codes", "train-prior", "sample", "reconstruct", "encode",
+                              "decode", "bench"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
   }
   const auto train = run_vqvae2("train-vqvae --help");
@@ -97,6 +98,53 @@ TEST(Cli, TrainReconstructEncodeDecodeEndToEnd) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("after 8 steps"), std::string::npos) << result.output;
   expect_failure("train-vqvae --out " + run + " --resume --steps 9 --hidden 32", "hidden: checkpoint 16, requested 32");
+}
+
+TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
+  test::TempDir dir;
+  const auto run = dir.file("vqvae");
+  ASSERT_EQ(run_vqvae2("train-vqvae --out " + run + " --limit 200 --steps 4" + kTiny).exit_code, 0);
+  auto result = run_vqvae2("extract-codes --checkpoint " + run + " --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/codes/train.vq2"));
+  EXPECT_TRUE(std::filesystem::exists(run + "/codes/val.vq2"));
+  const std::string prior_flags = " --size small --channels 16 --res-channels 16 --condition-channels 16 --heads 2 "
+                                  "--steps 3 --batch-size 8 --quiet --codes " + run + "/codes";
+  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("bits per code"), std::string::npos) << result.output;
+  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+
+  result = run_vqvae2("sample --vqvae " + run + " --priors " + dir.file("bottom") + "," + dir.file("top") +
+                      " --count 5 --batch-size 3 --quiet --out " + dir.file("s.png") + " --codes-out " + dir.file("s.vq2"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("5 samples"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("s.png")));
+  result = run_vqvae2("decode --checkpoint " + run + " --codes " + dir.file("s.vq2") + " --out " + dir.file("sd"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("decoded 5 images"), std::string::npos) << result.output;
+
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top"), "no prior given for level 0");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("top"), "two priors");
+  expect_failure("sample --vqvae " + run + " --priors " + run, "no prior.ckpt");
+  expect_failure("train-prior --codes " + dir.file("nowhere") + " --out " + dir.file("x"), "extract-codes");
+  expect_failure("train-prior --level 7 --codes " + run + "/codes --out " + dir.file("y"), "--level must be");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --top-p 0",
+                 "--top-p must be in (0, 1]");
+}
+
+TEST(Cli, PipelineRunsEveryStageAndWritesSamples) {
+  test::TempDir dir;
+  const auto out = dir.file("main");
+  const auto result = run_vqvae2("pipeline --out " + out + " --vqvae-steps 20 --prior-steps 6 --samples 4 --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  for (const char* file : {"vqvae/vqvae.ckpt", "vqvae/metrics.jsonl", "codes/train.vq2", "prior-level1/prior.ckpt",
+                           "prior-level0/prior.ckpt", "samples.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + file)) << file;
+  }
+  EXPECT_EQ(load_image(out + "/samples.png", 8, 1).size(0), 1);
+  expect_failure("pipeline --out " + out + " --vqvae-steps 20", "--resume");
 }
 
 }  // namespace

@@ -84,6 +84,10 @@ class ImageDataset {
 torch::Tensor embedded_mnist_images();
 torch::Tensor embedded_mnist_labels();
 
+// `indices` in the order of epoch `epoch`: a Fisher–Yates shuffle driven by mt19937_64, whose
+// output the C++ standard fixes, so the order is the same with every compiler and library.
+std::vector<int64_t> shuffled_order(std::vector<int64_t> indices, uint64_t seed, int64_t epoch);
+
 struct LoaderOptions {
   int64_t batch_size = 32;
   bool shuffle = true;
@@ -112,8 +116,7 @@ class BatchLoader {
   // The next batch of the current epoch, or nothing at its end. Rethrows loading errors.
   std::optional<Batch> next();
 
-  // The dataset order of epoch `epoch`: a Fisher–Yates shuffle driven by mt19937_64, whose output
-  // the C++ standard fixes, so the order is the same with every compiler and library.
+  // The dataset order of epoch `epoch` (shuffled_order, or as given without shuffling).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:

@@ -1,0 +1,143 @@
+#include "vqvae2/train_prior.h"
+
+#include "test_util.h"
+#include "vqvae2/error.h"
+#include "vqvae2/extract.h"
+#include "vqvae2/image.h"
+#include "vqvae2/presets.h"
+#include "vqvae2/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace vqvae2 {
+namespace {
+
+RunSettings quiet() {
+  RunSettings s;
+  s.quiet = true;
+  return s;
+}
+
+// One VQ-VAE trained briefly on the embedded digits, its codes extracted: shared by the tests.
+class Stage2 : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    auto config = vqvae_preset("mnist");
+    config.data.limit = 3000;
+    config.train.batch_size = 32;
+    config.train.steps = 150;
+    train_vqvae(config, dir_->file("vqvae"), false, quiet());
+    extract_codes(vqvae_checkpoint_path(dir_->file("vqvae")), dir_->file("codes"), "cpu", 64, true);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static TrainPriorConfig config_for(const std::string& level_name, int64_t steps) {
+    const auto store = read_code_store(dir_->file("codes/train.vq2"));
+    const int64_t level = level_name == "top" ? static_cast<int64_t>(store.levels.size()) - 1 : 0;
+    TrainPriorConfig config;
+    config.model = prior_options_for(store, level, PriorSize::kSmall);
+    // Narrower than the small preset, so the suite stays fast on two cores.
+    config.model.stack.channels = config.model.stack.res_channels = 32;
+    if (config.model.conditional) config.model.condition.channels = config.model.stack.condition_channels = 32;
+    config.codes = dir_->file("codes");
+    config.train.batch_size = 16;
+    config.train.steps = steps;
+    config.train.learning_rate = 1e-3;
+    config.train.log_every = 1;
+    config.image_dims = 32 * 32;
+    return config;
+  }
+
+  static test::TempDir* dir_;
+};
+test::TempDir* Stage2::dir_ = nullptr;
+
+TEST_F(Stage2, ExtractedCodesDecodeToTheVQVAEsOwnReconstructions) {
+  const auto store = read_code_store(dir_->file("codes/val.vq2"));
+  auto loaded = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
+  ASSERT_EQ(store.levels.size(), 2u);
+  EXPECT_EQ(store.levels[0].height, 16);
+  EXPECT_EQ(store.levels[1].height, 8);
+  EXPECT_EQ(store.meta["split"], "val");
+  EXPECT_EQ(store.meta["image_size"], 32);
+  const auto dataset = ImageDataset::open(loaded.config.data);
+  const auto validation = dataset->split().second;
+  ASSERT_EQ(store.size(), static_cast<int64_t>(validation.size()));
+  std::vector<torch::Tensor> images;
+  for (int i = 0; i < 8; ++i) images.push_back(dataset->get(validation[i]));
+  torch::NoGradGuard no_grad;
+  const auto out = loaded.model->forward(to_model_range(torch::stack(images)));
+  const auto decoded = loaded.model->decode_codes({store.codes[0].slice(0, 0, 8), store.codes[1].slice(0, 0, 8)});
+  EXPECT_TRUE(torch::allclose(decoded, out.reconstruction, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(store.codes[0].slice(0, 0, 8), out.levels[0].codes));
+}
+
+TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
+  std::vector<Prior> priors(2, Prior(nullptr));
+  for (const auto* level : {"top", "bottom"}) {
+    const auto config = config_for(level, 120);
+    const auto run = dir_->file(std::string("prior-") + level);
+    const auto result = train_prior(config, run, false, quiet());
+    const double uniform = std::log2(static_cast<double>(config.model.stack.codes));
+    RecordProperty(std::string(level) + "_bits_per_code", std::to_string(result.final_bits_per_code));
+    EXPECT_LT(result.final_bits_per_code, 0.5 * uniform) << level;
+    EXPECT_LT(result.final_bits_per_code, result.initial_bits_per_code - 2.0) << level;
+    EXPECT_GT(result.final_bits_per_dim, 0.0);
+    priors[config.model.level] = load_prior(prior_checkpoint_path(run), torch::kCPU).model;
+  }
+  auto vqvae = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
+  const auto sampled = sample_hierarchy(vqvae.model, priors, 4, {}, 1);
+  EXPECT_EQ(sampled.images.sizes(), (std::vector<int64_t>{4, 1, 32, 32}));
+  EXPECT_EQ(sampled.codes[1].sizes(), (std::vector<int64_t>{4, 8, 8}));
+  // Digits are mostly background: a sample from a trained prior is too, not noise.
+  const auto pixels = to_pixels(sampled.images).to(torch::kFloat);
+  EXPECT_LT(pixels.mean().item<double>(), 100.0);
+}
+
+TEST_F(Stage2, ResumedPriorTrainingEqualsUninterrupted) {
+  auto config = config_for("bottom", 6);
+  config.model.stack.dropout = 0.3;  // dropout draws random numbers: resume must draw the same
+  train_prior(config, dir_->file("straight"), false, quiet());
+  auto first = config;
+  first.train.steps = 3;
+  train_prior(first, dir_->file("interrupted"), false, quiet());
+  train_prior(config, dir_->file("interrupted"), true, quiet());
+  const auto a = load_prior(prior_checkpoint_path(dir_->file("straight")), torch::kCPU);
+  const auto b = load_prior(prior_checkpoint_path(dir_->file("interrupted")), torch::kCPU);
+  EXPECT_EQ(b.step, 6);
+  const auto pb = b.model->named_parameters();
+  for (const auto& p : a.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+}
+
+TEST_F(Stage2, CodesThatDoNotMatchThePriorAreRefused) {
+  auto config = config_for("top", 2);
+  config.model.stack.codes = 64;  // the store's K is 128
+  try {
+    train_prior(config, dir_->file("mismatch"), false, quiet());
+    FAIL() << "trained on codes of another K";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("do not match this prior"), std::string::npos) << e.what();
+  }
+  auto missing = config_for("top", 2);
+  missing.codes = dir_->file("nowhere");
+  EXPECT_THROW(train_prior(missing, dir_->file("missing"), false, quiet()), Error);
+}
+
+TEST_F(Stage2, SamplingChecksThatThePriorsFitTheVQVAE) {
+  auto vqvae = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
+  const auto store = read_code_store(dir_->file("codes/train.vq2"));
+  std::vector<Prior> swapped = {Prior(prior_options_for(store, 1, PriorSize::kSmall)),
+                                Prior(prior_options_for(store, 0, PriorSize::kSmall))};
+  EXPECT_THROW(sample_hierarchy(vqvae.model, swapped, 1, {}, 0), Error);
+  std::vector<Prior> one = {Prior(prior_options_for(store, 0, PriorSize::kSmall))};
+  EXPECT_THROW(sample_hierarchy(vqvae.model, one, 1, {}, 0), Error);
+}
+
+}  // namespace
+}  // namespace vqvae2
