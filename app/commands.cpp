@@ -39,7 +39,7 @@ int train_vqvae(const TrainVQVAECommand& command, const Common& common) {
                            result.interrupted ? "stopped" : "trained", result.steps, e.mse, e.psnr,
                            fmt::join(e.usage, " / "), fmt::join(e.perplexity, " / "));
   std::cout << fmt::format("run folder: {} (checkpoint {}, metrics.jsonl, grids/)\n", command.out, result.checkpoint);
-  return 0;
+  return result.interrupted ? kInterruptedExit : 0;
 }
 
 namespace {
@@ -89,7 +89,7 @@ int encode(const EncodeCommand& command, const Common& common) {
   const auto dataset = open_images(loaded, command.data);
   std::vector<int64_t> all(dataset->size());
   std::iota(all.begin(), all.end(), 0);
-  BatchLoader loader(dataset, all, {command.batch_size, false, false, 0, 4}, &std::cerr);
+  BatchLoader loader(dataset, all, {command.batch_size, false, false, 0, 4});
   const auto& model = loaded.config.model;
   std::vector<CodeLevel> levels;
   for (int64_t l = 0; l < model.levels(); ++l) {

@@ -10,6 +10,9 @@
 
 namespace vqvae2::cli {
 
+// Exit status of a run stopped by SIGINT/SIGTERM after writing its checkpoint (128 + SIGINT, as shells do).
+constexpr int kInterruptedExit = 130;
+
 struct Common {
   std::string device = "cpu";
   ThreadOptions threads;

@@ -95,6 +95,9 @@ void add_vqvae_flags(CLI::App* app, PresetFlags<Config>& flags) {
                      [](Config& c) -> int64_t& { return c.train.checkpoint_every; });
   flags.add<int64_t>(app, "--grid-images", "images in each reconstruction grid",
                      [](Config& c) -> int64_t& { return c.train.grid_images; });
+  flags.add<std::string>(app, "--on-nan", "a NaN or infinite loss: stop, or skip the batch (at most 10 in a row)",
+                         [](Config& c) -> std::string& { return c.train.on_nan; })
+      ->check(CLI::IsMember({"stop", "skip"}));
 }
 
 // The model and schedule flags of train-prior, each a field of TrainPriorConfig.
@@ -129,6 +132,9 @@ void add_prior_flags(CLI::App* app, PresetFlags<TrainPriorConfig>& flags) {
   flags.add<int64_t>(app, "--log-every", "steps between metrics lines", [](P& c) -> int64_t& { return c.train.log_every; });
   flags.add<int64_t>(app, "--checkpoint-every", "steps between checkpoints (also written at each epoch's end)",
                      [](P& c) -> int64_t& { return c.train.checkpoint_every; });
+  flags.add<std::string>(app, "--on-nan", "a NaN or infinite loss: stop, or skip the batch (at most 10 in a row)",
+                         [](P& c) -> std::string& { return c.train.on_nan; })
+      ->check(CLI::IsMember({"stop", "skip"}));
 }
 
 std::vector<std::pair<std::string, TrainPriorConfig>> prior_presets() {

@@ -83,7 +83,7 @@ int train_prior(TrainPriorCommand command, const Common& common, const std::func
                            result.interrupted ? "stopped" : "trained", result.steps, result.final_bits_per_code,
                            result.final_bits_per_dim, std::log2(static_cast<double>(config.model.stack.codes)));
   std::cout << fmt::format("run folder: {} (checkpoint {}, metrics.jsonl)\n", command.out, result.checkpoint);
-  return 0;
+  return result.interrupted ? kInterruptedExit : 0;
 }
 
 int sample(const SampleCommand& command, const Common& common) {
@@ -153,8 +153,7 @@ int pipeline(const PipelineCommand& command, const Common& common) {
   vqvae.out = vqvae_dir;
   vqvae.resume = command.resume && fs::exists(fs::path(vqvae_dir) / "vqvae.ckpt");
   std::cout << "== 1/4 train the VQ-VAE (preset " << preset << ") ==\n";
-  train_vqvae(vqvae, common);
-  if (stop_requested()) return 130;
+  if (train_vqvae(vqvae, common) != 0) return kInterruptedExit;
 
   // 2. Its codes.
   std::cout << "== 2/4 extract codes ==\n";
@@ -174,12 +173,12 @@ int pipeline(const PipelineCommand& command, const Common& common) {
     prior_dirs.push_back(prior.out);
     std::cout << fmt::format("== 3/4 train the level-{} prior ({}, {}) ==\n", level,
                              level == levels - 1 ? "top, PixelSNAIL" : "conditional", size_name);
-    train_prior(prior, common, [&](TrainPriorConfig& c) {
+    const int status = train_prior(prior, common, [&](TrainPriorConfig& c) {
       c.train.seed = command.seed;
       if (command.prior_epochs > 0) c.train.epochs = command.prior_epochs;
       c.train.steps = command.prior_steps;
     });
-    if (stop_requested()) return 130;
+    if (status != 0) return kInterruptedExit;
   }
 
   // 4. Samples.

@@ -12,7 +12,7 @@ namespace vqvae2 {
 namespace fs = std::filesystem;
 
 void DataOptions::validate() const {
-  VQVAE2_CHECK(image_size >= 1, "image size must be positive, got {}", image_size);
+  VQVAE2_CHECK(image_size >= 1 && image_size <= 16384, "image size must be in [1, 16384], got {}", image_size);
   VQVAE2_CHECK(channels == 1 || channels == 3, "channels must be 1 (grey) or 3 (RGB), got {}", channels);
   VQVAE2_CHECK(validation_fraction >= 0 && validation_fraction < 1,
                "validation fraction must be in [0, 1), got {}", validation_fraction);
@@ -42,6 +42,7 @@ uint64_t fnv1a(const std::string& text, uint64_t seed) {
 std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std::ostream* warnings) {
   options.validate();
   std::shared_ptr<ImageDataset> dataset(new ImageDataset(options));
+  dataset->warnings_ = warnings;
   if (options.folder.empty()) {
     dataset->embedded_ = embedded_mnist_images();
     const auto n = dataset->embedded_.size(0);
@@ -74,6 +75,10 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
         if (warnings) *warnings << "warning: skipping " << e.what() << "\n";
       }
     }
+    if (warnings && (!dataset->skipped_.empty() || dataset->ignored_ > 0)) {
+      *warnings << fmt::format("warning: '{}': {} unreadable files skipped, {} non-image files ignored\n",
+                               options.folder, dataset->skipped_.size(), dataset->ignored_);
+    }
     VQVAE2_CHECK(!dataset->sources_.empty(),
                  "no readable images in '{}' ({} files skipped as unreadable, {} without an image extension); "
                  "vqvae2 reads PNG, JPEG, BMP, GIF, TGA and PNM files",
@@ -81,6 +86,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
   }
   if (options.limit > 0 && dataset->size() > options.limit) dataset->sources_.resize(options.limit);
   dataset->cache_.resize(dataset->sources_.size());
+  dataset->broken_.assign(dataset->sources_.size(), false);
   return dataset;
 }
 
@@ -102,8 +108,7 @@ torch::Tensor ImageDataset::decode(int64_t index) const {
   return options_.channels == 3 ? digit.expand({3, -1, -1}).contiguous() : digit;
 }
 
-torch::Tensor ImageDataset::get(int64_t index) const {
-  VQVAE2_CHECK(index >= 0 && index < size(), "image index {} out of range [0, {})", index, size());
+torch::Tensor ImageDataset::cached_decode(int64_t index) const {
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_[index].defined()) return cache_[index];
@@ -115,6 +120,28 @@ torch::Tensor ImageDataset::get(int64_t index) const {
     cache_bytes_ += image.numel();
   }
   return image;
+}
+
+torch::Tensor ImageDataset::get(int64_t index) const {
+  VQVAE2_CHECK(index >= 0 && index < size(), "image index {} out of range [0, {})", index, size());
+  // Skip mode: a file that fails to decode is reported once and stands in for by the next
+  // readable one, so a batch keeps its size and a run keeps going.
+  for (int64_t step = 0; step < size(); ++step) {
+    const auto candidate = (index + step) % size();
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      if (broken_[candidate]) continue;
+    }
+    try {
+      return cached_decode(candidate);
+    } catch (const Error& e) {
+      if (!options_.skip_bad_images) throw;
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      if (!broken_[candidate] && warnings_) *warnings_ << "warning: skipping " << e.what() << "\n";
+      broken_[candidate] = true;
+    }
+  }
+  fail("none of the {} images in '{}' can be decoded", size(), options_.folder);
 }
 
 std::pair<std::vector<int64_t>, std::vector<int64_t>> ImageDataset::split() const {
@@ -136,14 +163,13 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> ImageDataset::split() cons
 // ---- BatchLoader ----------------------------------------------------------------------------------
 
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices,
-                         LoaderOptions options, std::ostream* warnings)
-    : dataset_(std::move(dataset)), indices_(std::move(indices)), options_(options), warnings_(warnings) {
+                         LoaderOptions options)
+    : dataset_(std::move(dataset)), indices_(std::move(indices)), options_(options) {
   VQVAE2_CHECK(options_.batch_size >= 1, "batch size must be positive, got {}", options_.batch_size);
   VQVAE2_CHECK(!options_.drop_last || static_cast<int64_t>(indices_.size()) >= options_.batch_size,
                "batch size {} is larger than the {} images available; lower --batch-size", options_.batch_size,
                indices_.size());
   options_.prefetch = std::max<int64_t>(1, options_.prefetch);
-  warned_.assign(dataset_->size(), false);
 }
 
 BatchLoader::~BatchLoader() { stop(); }
@@ -187,27 +213,6 @@ void BatchLoader::start(int64_t epoch, int64_t first_batch) {
   worker_ = std::thread(&BatchLoader::produce, this, epoch_order(epoch), first_batch, ++generation_);
 }
 
-torch::Tensor BatchLoader::load(int64_t index) {
-  try {
-    return dataset_->get(index);
-  } catch (const Error& e) {
-    if (!dataset_->options().skip_bad_images) throw;
-    // Skip mode: substitute the next readable image so the batch keeps its size, and say so once.
-    if (!warned_[index] && warnings_) *warnings_ << "warning: skipping " << e.what() << "\n";
-    warned_[index] = true;
-    for (int64_t step = 1; step < dataset_->size(); ++step) {
-      const auto other = (index + step) % dataset_->size();
-      if (warned_[other]) continue;
-      try {
-        return dataset_->get(other);
-      } catch (const Error&) {
-        warned_[other] = true;
-      }
-    }
-    throw;
-  }
-}
-
 void BatchLoader::produce(std::vector<int64_t> order, int64_t first_batch, uint64_t generation) {
   try {
     const auto total = batches_per_epoch();
@@ -219,7 +224,7 @@ void BatchLoader::produce(std::vector<int64_t> order, int64_t first_batch, uint6
       std::vector<torch::Tensor> images;
       for (int64_t i = begin; i < end; ++i) {
         batch.indices.push_back(order[i]);
-        images.push_back(load(order[i]));
+        images.push_back(dataset_->get(order[i]));
       }
       batch.images = torch::stack(images);
       std::unique_lock<std::mutex> lock(mutex_);

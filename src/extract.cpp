@@ -42,7 +42,7 @@ ExtractResult extract_codes(const std::string& vqvae_checkpoint, const std::stri
                                  {"image_size", model.image_size},
                                  {"channels", model.channels}};
     CodeStoreWriter writer(*path, code_levels(model), meta);
-    BatchLoader loader(dataset, *indices, {batch_size, false, false, 0, 4}, &std::cerr);
+    BatchLoader loader(dataset, *indices, {batch_size, false, false, 0, 4});
     ProgressBar bar(std::string("extract ") + split, loader.batches_per_epoch(), 0, !quiet);
     loader.start(0);
     int64_t done = 0;

@@ -83,15 +83,20 @@ torch::Tensor PointwiseGatedImpl::channels_last(const torch::Tensor& x, const to
 
 void GatedPixelCNNOptions::validate() const {
   VQVAE2_CHECK(codes >= 2 && codes <= 65536, "prior: K must be in [2, 65536], got {}", codes);
-  VQVAE2_CHECK(channels >= 2 && channels % 2 == 0, "prior: channels must be even and >= 2, got {}", channels);
-  VQVAE2_CHECK(res_channels >= 1, "prior: residual channels must be positive, got {}", res_channels);
-  VQVAE2_CHECK(kernel >= 3 && kernel % 2 == 1, "prior: kernel must be odd and >= 3, got {}", kernel);
-  VQVAE2_CHECK(blocks >= 1 && res_blocks >= 1, "prior: blocks and residual blocks must be positive (got {} x {})",
-               blocks, res_blocks);
-  VQVAE2_CHECK(!attention || (heads >= 1 && (channels / 2) % heads == 0),
+  VQVAE2_CHECK(channels >= 2 && channels <= 8192 && channels % 2 == 0,
+               "prior: channels must be an even number in [2, 8192], got {}", channels);
+  VQVAE2_CHECK(res_channels >= 1 && res_channels <= 8192, "prior: residual channels must be in [1, 8192], got {}",
+               res_channels);
+  VQVAE2_CHECK(kernel >= 3 && kernel <= 63 && kernel % 2 == 1, "prior: kernel must be odd, in [3, 63], got {}", kernel);
+  VQVAE2_CHECK(blocks >= 1 && res_blocks >= 1 && blocks * res_blocks <= 1024,
+               "prior: blocks and residual blocks must be positive, at most 1024 layers (got {} x {})", blocks,
+               res_blocks);
+  VQVAE2_CHECK(!attention || (heads >= 1 && heads <= 256 && (channels / 2) % heads == 0),
                "prior: attention width {} (channels/2) must be divisible by the {} heads", channels / 2, heads);
   VQVAE2_CHECK(dropout >= 0 && dropout < 1, "prior: dropout must be in [0, 1), got {}", dropout);
-  VQVAE2_CHECK(out_res_blocks >= 0 && condition_channels >= 0, "prior: negative output blocks or condition channels");
+  VQVAE2_CHECK(out_res_blocks >= 0 && out_res_blocks <= 64 && condition_channels >= 0 && condition_channels <= 8192,
+               "prior: output blocks must be in [0, 64] and condition channels in [0, 8192] (got {}, {})",
+               out_res_blocks, condition_channels);
 }
 
 // ---- gated layer --------------------------------------------------------------------------------

@@ -8,10 +8,15 @@ namespace nn = torch::nn;
 
 // ---- conditioning stack -------------------------------------------------------------------------
 
+void ConditioningStackOptions::validate() const {
+  VQVAE2_CHECK(codes >= 1 && codes <= 65536 && channels >= 1 && channels <= 8192 && res_blocks >= 0 &&
+                   res_blocks <= 256 && kernel >= 1 && kernel <= 63 && kernel % 2 == 1 && scale >= 1 && scale <= 64,
+               "bad conditioning stack: K {}, channels {}, blocks {}, kernel {}, scale {}", codes, channels,
+               res_blocks, kernel, scale);
+}
+
 ConditioningStackImpl::ConditioningStackImpl(const ConditioningStackOptions& o) : options_(o) {
-  VQVAE2_CHECK(o.codes >= 1 && o.channels >= 1 && o.res_blocks >= 0 && o.kernel % 2 == 1 && o.scale >= 1,
-               "bad conditioning stack: K {}, channels {}, blocks {}, kernel {}, scale {}", o.codes, o.channels,
-               o.res_blocks, o.kernel, o.scale);
+  o.validate();
   embedding_ = register_module("embedding", nn::Embedding(o.codes, o.channels));
   const auto conv = [&] {
     return nn::Conv2d(nn::Conv2dOptions(o.channels, o.channels, o.kernel).padding(o.kernel / 2));
@@ -35,8 +40,10 @@ torch::Tensor ConditioningStackImpl::forward(const torch::Tensor& codes) {
 // ---- prior --------------------------------------------------------------------------------------
 
 void PriorOptions::validate() const {
-  VQVAE2_CHECK(level >= 0 && height >= 1 && width >= 1, "prior: bad level {} or map {}x{}", level, height, width);
+  VQVAE2_CHECK(level >= 0 && level < 8 && height >= 1 && width >= 1 && height <= 4096 && width <= 4096,
+               "prior: bad level {} or map {}x{}", level, height, width);
   stack.validate();
+  if (conditional) condition.validate();
   VQVAE2_CHECK(conditional == (stack.condition_channels > 0),
                "prior: a conditional prior needs condition channels in its stack (and only it)");
   VQVAE2_CHECK(!conditional || (height % condition.scale == 0 && width % condition.scale == 0),

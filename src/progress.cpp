@@ -74,10 +74,9 @@ void ProgressBar::finish(const std::string& status) {
 }
 
 void ProgressBar::message(const std::string& text) {
-  if (!enabled_) return;
-  if (terminal_) std::cerr << "\r\033[2K";
+  if (enabled_ && terminal_) std::cerr << "\r\033[2K";
   std::cerr << text << "\n";
-  if (terminal_ && !finished_) draw(false);
+  if (enabled_ && terminal_ && !finished_) draw(false);
   std::cerr << std::flush;
 }
 

@@ -6,7 +6,7 @@ namespace vqvae2 {
 
 void QuantizerOptions::validate() const {
   VQVAE2_CHECK(codes >= 1 && codes <= 65535, "codebook size K must be in [1, 65535], got {}", codes);
-  VQVAE2_CHECK(dim >= 1, "code width D must be positive, got {}", dim);
+  VQVAE2_CHECK(dim >= 1 && dim <= 8192, "code width D must be in [1, 8192], got {}", dim);
   VQVAE2_CHECK(beta >= 0, "commitment cost beta must be non-negative, got {}", beta);
   VQVAE2_CHECK(decay > 0 && decay < 1, "EMA decay gamma must be in (0, 1), got {}", decay);
   VQVAE2_CHECK(epsilon > 0, "Laplace epsilon must be positive, got {}", epsilon);

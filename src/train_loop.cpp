@@ -49,6 +49,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
   task.start_epoch(epoch, step % per_epoch);
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_images = 0;
+  int64_t skipped_in_a_row = 0;
   while (step < total) {
     torch::manual_seed(step_seed(schedule.seed, step));  // dropout, restarts: a function of the step
     nlohmann::json figures;
@@ -57,13 +58,29 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       task.start_epoch(++epoch, 0);
       continue;
     }
-    const auto loss = figures.at("loss").get<double>();
-    check_finite(loss, settings.label + " loss", step + 1, last_checkpoint);
-    task.step();
-    ++step;
-    window_images += images;
+    const auto loss = figures.at("loss").is_number() ? figures.at("loss").get<double>() : std::nan("");
+    if (!std::isfinite(loss) && schedule.on_nan == "skip" && skipped_in_a_row < kMaxSkippedInARow) {
+      task.discard();
+      ++step;
+      ++skipped_in_a_row;
+      ++result.skipped;
+      log.write({{"event", "skipped"}, {"step", step}, {"epoch", epoch}, {"reason", "non-finite loss"}});
+      bar.message(fmt::format("warning: step {}: the loss is not finite; batch skipped ({} in a row)", step,
+                              skipped_in_a_row));
+    } else {
+      VQVAE2_CHECK(std::isfinite(loss) || schedule.on_nan != "skip",
+                   "{} loss was not finite for {} batches in a row (step {}); stopping. The last good checkpoint is "
+                   "{}. A lower --lr usually helps.",
+                   settings.label, skipped_in_a_row + 1, step + 1,
+                   last_checkpoint.empty() ? std::string("(none yet)") : "'" + last_checkpoint + "'");
+      check_finite(loss, settings.label + " loss", step + 1, last_checkpoint);
+      task.step();
+      ++step;
+      skipped_in_a_row = 0;
+      window_images += images;
+    }
 
-    if (step % schedule.log_every == 0 || step == total) {
+    if (skipped_in_a_row == 0 && (step % schedule.log_every == 0 || step == total)) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       figures["step"] = step;
       figures["epoch"] = epoch;

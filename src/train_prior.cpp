@@ -103,6 +103,8 @@ class PriorTask : public TrainingTask {
     loss_ = torch::Tensor();
   }
 
+  void discard() override { loss_ = torch::Tensor(); }
+
   nlohmann::json evaluate() override {
     const auto nats = evaluate_prior(prior_, validation_, config_.train.batch_size, device_);
     const auto& o = prior_->options();

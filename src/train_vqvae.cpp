@@ -20,6 +20,7 @@ void TrainSchedule::validate() const {
   VQVAE2_CHECK(log_every >= 1, "--log-every must be positive, got {}", log_every);
   VQVAE2_CHECK(checkpoint_every >= 1, "--checkpoint-every must be positive, got {}", checkpoint_every);
   VQVAE2_CHECK(grid_images >= 0, "--grid-images must be >= 0, got {}", grid_images);
+  VQVAE2_CHECK(on_nan == "stop" || on_nan == "skip", "--on-nan must be stop or skip, got '{}'", on_nan);
 }
 
 nlohmann::json Evaluation::to_json() const {
@@ -94,12 +95,10 @@ class VQVAETask : public TrainingTask {
         optimizer_(model_->parameters(), torch::optim::AdamOptions(config.train.learning_rate)),
         train_loader_(dataset, train,
                       {config.train.batch_size, /*shuffle=*/true, /*drop_last=*/true, config.train.seed,
-                       settings.loader_prefetch},
-                      &std::cerr),
+                       settings.loader_prefetch}),
         validation_loader_(dataset, validation,
                            {config.train.batch_size, /*shuffle=*/false, /*drop_last=*/false, config.train.seed,
-                            settings.loader_prefetch},
-                           &std::cerr),
+                            settings.loader_prefetch}),
         run_(std::move(run)) {
     // Grid images spread evenly over the validation set (a folder sorted by class shows every class).
     std::vector<torch::Tensor> originals;
@@ -116,6 +115,11 @@ class VQVAETask : public TrainingTask {
     auto batch = train_loader_.next();
     if (!batch) return false;
     model_->train();
+    if (config_.train.on_nan == "skip") {
+      // The forward pass moves the EMA codebooks; keep a copy so a skipped batch leaves no trace.
+      buffers_.clear();
+      for (const auto& b : model_->buffers()) buffers_.push_back(b.clone());
+    }
     const auto x = to_model_range(batch->images).to(device_);
     out_ = model_->forward(x);
     images = x.size(0);
@@ -134,6 +138,13 @@ class VQVAETask : public TrainingTask {
     optimizer_.zero_grad();
     out_.loss.backward();
     optimizer_.step();
+    out_ = {};
+  }
+
+  void discard() override {
+    torch::NoGradGuard no_grad;
+    auto buffers = model_->buffers();
+    for (size_t i = 0; i < buffers_.size(); ++i) buffers[i].copy_(buffers_[i]);
     out_ = {};
   }
 
@@ -168,6 +179,7 @@ class VQVAETask : public TrainingTask {
   RunFolder run_;
   torch::Tensor grid_;
   VQVAEOutput out_;
+  std::vector<torch::Tensor> buffers_;  // before the last forward pass (skip mode)
 };
 
 }  // namespace

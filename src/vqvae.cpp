@@ -76,14 +76,19 @@ QuantizerOptions VQVAEOptions::quantizer_at(int64_t level) const {
 }
 
 void VQVAEOptions::validate() const {
+  // Upper bounds far beyond any real model keep a damaged or hostile configuration from asking for
+  // absurd amounts of memory.
   VQVAE2_CHECK(channels == 1 || channels == 3, "image channels must be 1 (grey) or 3 (RGB), got {}", channels);
-  VQVAE2_CHECK(hidden >= 2 && hidden % 2 == 0, "hidden width must be an even number >= 2, got {}", hidden);
-  VQVAE2_CHECK(res_blocks >= 0, "residual blocks must be >= 0, got {}", res_blocks);
-  VQVAE2_CHECK(res_channels >= 1, "residual channels must be positive, got {}", res_channels);
-  VQVAE2_CHECK(!strides.empty(), "at least one level (one stride) is needed");
+  VQVAE2_CHECK(image_size >= 1 && image_size <= 16384, "image size must be in [1, 16384], got {}", image_size);
+  VQVAE2_CHECK(hidden >= 2 && hidden <= 8192 && hidden % 2 == 0, "hidden width must be an even number in [2, 8192], got {}",
+               hidden);
+  VQVAE2_CHECK(res_blocks >= 0 && res_blocks <= 256, "residual blocks must be in [0, 256], got {}", res_blocks);
+  VQVAE2_CHECK(res_channels >= 1 && res_channels <= 8192, "residual channels must be in [1, 8192], got {}", res_channels);
+  VQVAE2_CHECK(!strides.empty() && strides.size() <= 8, "give 1 to 8 levels (strides), got {}", strides.size());
   int64_t total = 1;
   for (const auto s : strides) {
-    VQVAE2_CHECK(is_power_of_two(s), "every stride must be a power of two >= 2, got {}", fmt::join(strides, ","));
+    VQVAE2_CHECK(is_power_of_two(s) && s <= 1024, "every stride must be a power of two in [2, 1024], got {}",
+                 fmt::join(strides, ","));
     total *= s;
   }
   VQVAE2_CHECK(image_size >= total && image_size % total == 0,

@@ -134,6 +134,142 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
                  "--top-p must be in (0, 1]");
 }
 
+// Nonsense flag values: each is refused before any work with a message naming the flag or value.
+TEST(Cli, NonsenseValuesAreRefusedWithAClearMessage) {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--image-size -32", "image size must be in [1, 16384]"},
+      {"--image-size 0", "image size must be in [1, 16384]"},
+      {"--channels 2", "channels must be 1 (grey) or 3 (RGB)"},
+      {"--hidden 0", "hidden width must be an even number"},
+      {"--hidden 15", "hidden width must be an even number"},
+      {"--res-blocks -1", "residual blocks must be in [0, 256]"},
+      {"--res-channels 0", "residual channels must be in [1, 8192]"},
+      {"--strides 3", "every stride must be a power of two"},
+      {"--strides 0", "every stride must be a power of two"},
+      {"--strides 2,2,2,2,2,2,2,2,2", "give 1 to 8 levels"},
+      {"--codes 0", "codebook size K must be in [1, 65535]"},
+      {"--codes 70000", "codebook size K must be in [1, 65535]"},
+      {"--codes 16,16,16", "give one codebook size or one per level"},
+      {"--code-dims -4", "code width D must be in [1, 8192]"},
+      {"--beta -1", "commitment cost beta must be non-negative"},
+      {"--decay 1.5", "EMA decay gamma must be in (0, 1)"},
+      {"--epsilon 0", "Laplace epsilon must be positive"},
+      {"--dead-code-threshold -1", "dead-code threshold must be non-negative"},
+      {"--val-fraction 1.5", "validation fraction must be in [0, 1)"},
+      {"--limit -1", "image limit must be >= 0"},
+      {"--cache-mb -1", "cache size must be >= 0"},
+      {"--batch-size 0", "--batch-size must be positive"},
+      {"--epochs 0 --steps 0", "give a positive --epochs or --steps"},
+      {"--steps -5", "--steps must be >= 0"},
+      {"--lr -1", "--lr must be positive"},
+      {"--lr 0", "--lr must be positive"},
+      {"--log-every 0", "--log-every must be positive"},
+      {"--checkpoint-every 0", "--checkpoint-every must be positive"},
+      {"--grid-images -1", "--grid-images must be >= 0"},
+      {"--on-nan maybe", "maybe"},
+      {"--on-bad-image ignore", "ignore"},
+      {"--batch-size 20000 --limit 100", "larger than the"},
+  };
+  int index = 0;
+  for (const auto& [flags, message] : cases) {
+    expect_failure("train-vqvae --out " + dir.file("r" + std::to_string(index++)) + " " + flags, message);
+  }
+  RecordProperty("cases", static_cast<int>(cases.size()));
+}
+
+TEST(Cli, BadFilesGivenToEveryCommandAreClearErrors) {
+  test::TempDir dir;
+  const auto run = dir.file("vqvae");
+  ASSERT_EQ(run_vqvae2("train-vqvae --out " + run + " --limit 100 --steps 2" + kTiny).exit_code, 0);
+  ASSERT_EQ(run_vqvae2("extract-codes --checkpoint " + run + " --quiet").exit_code, 0);
+  const std::string prior = " --size small --channels 16 --res-channels 16 --heads 2 --steps 1 --batch-size 8 --quiet";
+  ASSERT_EQ(run_vqvae2("train-prior --level top --codes " + run + "/codes --out " + dir.file("top") + prior).exit_code, 0);
+
+  // Files of the wrong kind where a checkpoint or code store belongs.
+  expect_failure("extract-codes --checkpoint " + dir.file("top"), "no vqvae.ckpt");
+  expect_failure("extract-codes --checkpoint " + dir.file("top") + "/prior.ckpt", "holds a prior checkpoint");
+  expect_failure("sample --vqvae " + run + " --priors " + run + "/vqvae.ckpt," + dir.file("top"),
+                 "holds a vqvae checkpoint");
+  expect_failure("decode --checkpoint " + run + " --codes " + run + "/vqvae.ckpt", "not a vqvae2 code store");
+  // Truncated and corrupted files.
+  const auto checkpoint = test::read_text(run + "/vqvae.ckpt");
+  test::write_bytes(dir.file("cut.ckpt"), checkpoint.substr(0, checkpoint.size() / 3));
+  expect_failure("reconstruct --checkpoint " + dir.file("cut.ckpt"), "truncated");
+  auto flipped = checkpoint;
+  flipped[flipped.size() / 2] ^= 0x10;
+  test::write_bytes(dir.file("flipped.ckpt"), flipped);
+  expect_failure("encode --checkpoint " + dir.file("flipped.ckpt"), "corrupted");
+  test::write_bytes(dir.file("zero.ckpt"), "");
+  expect_failure("reconstruct --checkpoint " + dir.file("zero.ckpt"), "not a vqvae2 checkpoint");
+  std::filesystem::create_directories(dir.file("badcodes"));
+  const auto codes = test::read_text(run + "/codes/train.vq2");
+  test::write_bytes(dir.file("badcodes/train.vq2"), codes.substr(0, codes.size() - 9));
+  test::write_bytes(dir.file("badcodes/val.vq2"), codes);
+  expect_failure("train-prior --level top --codes " + dir.file("badcodes") + " --out " + dir.file("p2") + prior,
+                 "truncated");
+  // Codes of another model.
+  const auto other = dir.file("other");
+  ASSERT_EQ(run_vqvae2("train-vqvae --out " + other + " --limit 100 --steps 1 --strides 4" + kTiny).exit_code, 0);
+  ASSERT_EQ(run_vqvae2("encode --checkpoint " + other + " --out " + dir.file("other.vq2") + " --quiet").exit_code,
+            0);
+  expect_failure("decode --checkpoint " + run + " --codes " + dir.file("other.vq2"), "holds codes of levels");
+  expect_failure("sample --vqvae " + other + " --priors " + dir.file("top"), "is a prior for level 1, but the VQ-VAE has 1 levels");
+  // Bad sampling values.
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --count 0", "--count");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --temperature -1", "--temperature");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --top-k -2", "--top-k");
+  // Bad prior architectures.
+  for (const auto& [flags, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--kernel 4", "kernel must be odd"},
+           {"--channels 3", "channels must be an even number"},
+           {"--heads 3", "divisible by the 3 heads"},
+           {"--blocks 0", "blocks and residual blocks must be positive"},
+           {"--dropout 1.5", "dropout must be in [0, 1)"},
+           {"--level middle", "--level must be top, bottom or a level number"}}) {
+    expect_failure("train-prior --codes " + run + "/codes --out " + dir.file("bad-prior") + " --size small " + flags,
+                   message);
+  }
+}
+
+TEST(Cli, AFolderOfBrokenFilesIsSkippedWithACount) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.file("data"));
+  for (int i = 0; i < 20; ++i) {
+    save_png(dir.file("data/ok" + std::to_string(i) + ".png"), torch::randint(0, 255, {3, 20, 24}, torch::kLong).to(torch::kUInt8));
+  }
+  const auto good = test::read_text(dir.file("data/ok0.png"));
+  test::write_bytes(dir.file("data/zero.png"), "");
+  test::write_bytes(dir.file("data/truncated.png"), good.substr(0, 40));
+  test::write_bytes(dir.file("data/text.jpg"), "this is not a JPEG");
+  auto huge = good;  // a valid PNG header claiming 70000 x 70000 pixels
+  for (const int at : {16, 20}) {
+    huge[at] = 0, huge[at + 1] = 1, huge[at + 2] = 0x11, huge[at + 3] = 0x70;
+  }
+  test::write_bytes(dir.file("data/huge.png"), huge.substr(0, 33));
+  test::write_bytes(dir.file("data/readme.txt"), "notes");
+  const auto result = run_vqvae2("train-vqvae --data " + dir.file("data") + " --out " + dir.file("run") +
+                                 " --steps 2 --val-fraction 0.2" + kTiny);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  // Three fail the header check when the folder is scanned; the truncated PNG has a good header and
+  // fails when decoded, and is skipped then.
+  EXPECT_NE(result.output.find("3 unreadable files skipped"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("1 non-image files ignored"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("after 2 steps"), std::string::npos) << result.output;
+  for (const char* name : {"zero.png", "truncated.png", "text.jpg", "huge.png"}) {
+    EXPECT_NE(result.output.find(name), std::string::npos) << name << " not named in a warning";
+  }
+}
+
+TEST(Cli, ANonFiniteLossStopsTheRunNamingTheStep) {
+  test::TempDir dir;
+  const auto result =
+      run_vqvae2("train-vqvae --out " + dir.file("r") + " --limit 200 --steps 20 --lr 1e6 --checkpoint-every 1" + kTiny);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("loss became NaN at step"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("vqvae.ckpt"), std::string::npos) << "names the last good checkpoint";
+}
+
 TEST(Cli, PipelineRunsEveryStageAndWritesSamples) {
   test::TempDir dir;
   const auto out = dir.file("main");

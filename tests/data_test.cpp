@@ -169,27 +169,31 @@ TEST(Data, LoaderKeepsTheLastPartialBatchWhenAsked) {
   EXPECT_EQ(sizes, (std::vector<int64_t>{10, 10, 5}));
 }
 
-TEST(Data, LoaderSubstitutesAFileThatBreaksAfterScanning) {
+TEST(Data, AFileThatBreaksAfterScanningIsSubstitutedOrRefused) {
   test::TempDir dir;
   write_images(dir, 4);
-  const auto dataset = ImageDataset::open(folder_options(dir.path()));
+  std::ostringstream warnings;
+  const auto dataset = ImageDataset::open(folder_options(dir.path()), &warnings);
   // Damage a file after the scan accepted its header.
   test::write_bytes(dir.file("img1.png"), test::read_text(dir.file("img1.png")).substr(0, 60));
-  std::ostringstream warnings;
-  BatchLoader loader(dataset, {0, 1, 2, 3}, {4, false, true, 0, 1}, &warnings);
+  BatchLoader loader(dataset, {0, 1, 2, 3}, {4, false, true, 0, 1});
   loader.start(0);
   const auto batch = loader.next();
   ASSERT_TRUE(batch.has_value());
   EXPECT_EQ(batch->images.size(0), 4);
+  EXPECT_TRUE(torch::equal(batch->images[1], dataset->get(2)));  // the next readable image stands in
   EXPECT_NE(warnings.str().find("img1.png"), std::string::npos);
+  dataset->get(1);
+  const auto text = warnings.str();
+  EXPECT_EQ(text.find("img1.png"), text.rfind("img1.png")) << "warned more than once";
 
-  auto strict = folder_options(dir.path());
-  strict.skip_bad_images = false;
   test::TempDir dir2;
   write_images(dir2, 2);
-  strict.folder = dir2.path();
+  auto strict = folder_options(dir2.path());
+  strict.skip_bad_images = false;
   const auto strict_dataset = ImageDataset::open(strict);
   test::write_bytes(dir2.file("img0.png"), "garbage");
+  EXPECT_THROW(strict_dataset->get(0), Error);
   BatchLoader strict_loader(strict_dataset, {0, 1}, {2, false, true, 0, 1});
   strict_loader.start(0);
   EXPECT_THROW(strict_loader.next(), Error);

@@ -32,6 +32,12 @@ struct CommandResult {
 // Runs the vqvae2 binary under test with `arguments` (a shell-quoted string).
 CommandResult run_vqvae2(const std::string& arguments);
 
+// Starts the vqvae2 binary with `arguments` (split on spaces) in the background, its output going
+// to `log`; returns its process id.
+int spawn_vqvae2(const std::string& arguments, const std::string& log);
+// Waits for a spawned process; returns its exit code, or 128 + the signal that ended it.
+int wait_for(int pid);
+
 // A VQ-VAE configuration small enough for a test to train in a second or two: 16×16 grey
 // embedded digits, two levels (8×8, 4×4), narrow widths.
 TrainVQVAEConfig tiny_config();

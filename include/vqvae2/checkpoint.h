@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -29,6 +30,9 @@ void write_checkpoint(const std::string& path, const nlohmann::json& meta, torch
 
 // Reads and verifies a checkpoint file. `expected_kind` (e.g. "vqvae") is checked against meta.kind.
 CheckpointContents read_checkpoint(const std::string& path, const std::string& expected_kind);
+// The same from the file's bytes (`name` is used in messages).
+CheckpointContents parse_checkpoint(const std::vector<uint8_t>& bytes, const std::string& name,
+                                    const std::string& expected_kind);
 // Opens the payload of a checkpoint that read_checkpoint returned, its tensors mapped to `device`.
 torch::serialize::InputArchive open_archive(const CheckpointContents& contents, const std::string& path,
                                             const torch::Device& device = torch::kCPU);

@@ -57,6 +57,8 @@ class CodeStoreWriter {
 
 // Reads and verifies a whole store. Throws vqvae2::Error on a foreign, truncated or corrupt file.
 CodeStore read_code_store(const std::string& path);
+// The same from the file's bytes (`name` is used in messages).
+CodeStore parse_code_store(const std::vector<uint8_t>& bytes, const std::string& name);
 
 // Throws vqvae2::Error unless `store`'s levels have the given map sizes and codebook sizes.
 void check_code_levels(const CodeStore& store, const std::vector<CodeLevel>& expected, const std::string& path);

@@ -58,7 +58,9 @@ class ImageDataset {
   int64_t ignored_non_images() const { return ignored_; }
   std::string describe() const;
 
-  // uint8 [C, S, S]. Thread-safe. Throws vqvae2::Error when the file cannot be decoded.
+  // uint8 [C, S, S]. Thread-safe. When the file cannot be decoded (it passed the header check when
+  // the folder was scanned but is damaged further in): with skip_bad_images, warns once and returns
+  // the next readable image instead; otherwise throws vqvae2::Error.
   torch::Tensor get(int64_t index) const;
 
   // Deterministic split by a hash of each image's name (stable when files are added).
@@ -67,6 +69,7 @@ class ImageDataset {
  private:
   explicit ImageDataset(const DataOptions& options) : options_(options) {}
   torch::Tensor decode(int64_t index) const;
+  torch::Tensor cached_decode(int64_t index) const;
 
   DataOptions options_;
   std::vector<ImageSource> sources_;
@@ -74,8 +77,10 @@ class ImageDataset {
   int64_t ignored_ = 0;
   torch::Tensor embedded_;  // [N, 1, 28, 28] uint8 when the embedded set is used
 
+  std::ostream* warnings_ = nullptr;
   mutable std::mutex cache_mutex_;
   mutable std::vector<torch::Tensor> cache_;
+  mutable std::vector<bool> broken_;  // files that failed to decode (skip mode)
   mutable int64_t cache_bytes_ = 0;
 };
 
@@ -103,8 +108,7 @@ struct Batch {
 
 class BatchLoader {
  public:
-  BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices, LoaderOptions options,
-              std::ostream* warnings = nullptr);
+  BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices, LoaderOptions options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -122,12 +126,10 @@ class BatchLoader {
  private:
   void stop();
   void produce(std::vector<int64_t> order, int64_t first_batch, uint64_t generation);
-  torch::Tensor load(int64_t index);
 
   std::shared_ptr<const ImageDataset> dataset_;
   std::vector<int64_t> indices_;
   LoaderOptions options_;
-  std::ostream* warnings_;
 
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -137,7 +139,6 @@ class BatchLoader {
   std::exception_ptr error_;
   uint64_t generation_ = 0;
   std::thread worker_;
-  std::vector<bool> warned_;  // per dataset index, to warn about a broken file once
 };
 
 }  // namespace vqvae2

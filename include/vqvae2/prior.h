@@ -21,6 +21,7 @@ struct ConditioningStackOptions {
   int64_t res_blocks = 8;   // residual blocks (3×3, non-causal: the condition is known in full)
   int64_t kernel = 3;
   int64_t scale = 2;        // upsampling to the conditioned level (its stride)
+  void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConditioningStackOptions, codes, channels, res_blocks, kernel, scale)
 

@@ -17,7 +17,8 @@ class ProgressBar {
 
   void update(int64_t done, const std::string& status = "");
   void finish(const std::string& status = "");
-  // Prints a line above the bar (a warning, an evaluation result) without garbling it.
+  // Prints a line above the bar (a warning, an evaluation result) without garbling it; printed
+  // also when the bar itself is disabled.
   void message(const std::string& text);
 
   static std::string format_duration(double seconds);

@@ -15,7 +15,9 @@ namespace vqvae2 {
 
 class RunFolder {
  public:
-  explicit RunFolder(std::string root);  // creates <root> and <root>/grids
+  // Creates <root> and <root>/grids, and removes temporary files that a killed process left there
+  // (<file>.tmp.<pid>.<n> of a process that no longer runs).
+  explicit RunFolder(std::string root);
   const std::string& root() const { return root_; }
   std::string file(const std::string& name) const;  // <root>/<name>
   void write_json(const std::string& name, const nlohmann::json& value) const;

@@ -1,6 +1,7 @@
 // The training loop both stages share: per-step reseeding (so --resume is exact), a progress bar
 // with ETA, JSON-lines metrics, evaluation at every epoch's end, atomic checkpoints at intervals,
-// a clean stop on SIGINT/SIGTERM, and a guard that stops on a non-finite loss before it is applied.
+// a clean stop on SIGINT/SIGTERM, and a guard that stops on a non-finite loss before it is applied
+// (or skips the batch, with on_nan = "skip", up to kMaxSkippedInARow times in a row).
 #pragma once
 
 #include "vqvae2/train_vqvae.h"
@@ -23,6 +24,9 @@ class TrainingTask {
   virtual bool forward(nlohmann::json& figures, int64_t& images) = 0;
   // Backward pass and optimiser step for the batch of the last forward().
   virtual void step() = 0;
+  // Forgets the last forward() (its loss was not finite and the schedule skips such batches),
+  // undoing whatever it changed.
+  virtual void discard() = 0;
   // Validation figures (keys become "val_<key>" in the metrics log).
   virtual nlohmann::json evaluate() = 0;
   // One console line for an evaluation.
@@ -32,6 +36,8 @@ class TrainingTask {
   // Writes a checkpoint for training step `step` to `path` (atomically).
   virtual void save(const std::string& path, int64_t step) = 0;
 };
+
+constexpr int64_t kMaxSkippedInARow = 10;
 
 struct LoopSettings {
   std::string label;       // progress bar label, e.g. "train-vqvae"
@@ -43,6 +49,7 @@ struct LoopSettings {
 struct LoopResult {
   int64_t steps = 0;
   bool interrupted = false;
+  int64_t skipped = 0;     // batches skipped for a non-finite loss
   nlohmann::json initial;  // evaluation before the first step (when the loop started at step 0)
   nlohmann::json final;    // evaluation at the end
 };

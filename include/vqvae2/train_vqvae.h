@@ -23,11 +23,12 @@ struct TrainSchedule {
   int64_t log_every = 10;          // steps between metrics lines
   int64_t checkpoint_every = 500;  // steps between checkpoints (also at each epoch's end and the last step)
   int64_t grid_images = 16;        // images in each reconstruction / sample grid
+  std::string on_nan = "stop";     // a NaN/infinite loss: "stop", or "skip" the batch (at most 10 in a row)
 
   void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainSchedule, batch_size, epochs, steps, learning_rate, seed,
-                                                log_every, checkpoint_every, grid_images)
+                                                log_every, checkpoint_every, grid_images, on_nan)
 
 struct TrainVQVAEConfig {
   VQVAEOptions model;
