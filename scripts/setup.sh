@@ -10,7 +10,9 @@ packages=(
   libgtest-dev          # GoogleTest
   libcli11-dev          # command-line parsing
   nlohmann-json3-dev    # configs, checkpoint headers, metrics
-  libstb-dev            # PNG/JPEG decoding and PNG encoding
+  libpng-dev            # PNG decoding (libpng)
+  libjpeg62-turbo-dev   # JPEG decoding (libjpeg-turbo)
+  libstb-dev            # BMP/GIF/TGA decoding, resizing, PNG encoding
   libfmt-dev            # formatting
   zlib1g-dev            # CRC-32 for checkpoint and code-store integrity
 )

@@ -50,19 +50,98 @@ void diff_json(const nlohmann::json& a, const nlohmann::json& b, const std::stri
 
 }  // namespace
 
-void write_checkpoint(const std::string& path, const nlohmann::json& meta, torch::serialize::OutputArchive& archive) {
-  std::ostringstream payload;
-  archive.save_to(payload);
-  const auto meta_text = meta.dump();
-  const auto payload_text = payload.str();
+// ---- named tensors -------------------------------------------------------------------------------
+
+void NamedTensors::add(const std::string& name, const torch::Tensor& tensor) {
+  VQVAE2_CHECK(tensor.scalar_type() == torch::kFloat || tensor.scalar_type() == torch::kLong,
+               "cannot store tensor '{}' of type {}", name, c10::toString(tensor.scalar_type()));
+  tensors_[name] = tensor.detach().to(torch::kCPU).contiguous().clone();
+}
+
+const torch::Tensor& NamedTensors::at(const std::string& name) const {
+  const auto found = tensors_.find(name);
+  VQVAE2_CHECK(found != tensors_.end(), "no tensor '{}'", name);
+  return found->second;
+}
+
+std::vector<std::string> NamedTensors::names(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (const auto& [name, tensor] : tensors_) {
+    if (name.compare(0, prefix.size(), prefix) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+nlohmann::json NamedTensors::index() const {
+  auto index = nlohmann::json::array();
+  int64_t offset = 0;
+  for (const auto& [name, tensor] : tensors_) {
+    index.push_back({{"name", name},
+                     {"dtype", tensor.scalar_type() == torch::kFloat ? "float32" : "int64"},
+                     {"shape", tensor.sizes().vec()},
+                     {"offset", offset}});
+    offset += static_cast<int64_t>(tensor.nbytes());
+  }
+  return index;
+}
+
+std::string NamedTensors::data() const {
   std::string out;
-  out.reserve(meta_text.size() + payload_text.size() + 40);
+  for (const auto& [name, tensor] : tensors_) {
+    if (tensor.nbytes() > 0) out.append(static_cast<const char*>(tensor.data_ptr()), tensor.nbytes());
+  }
+  return out;
+}
+
+NamedTensors NamedTensors::parse(const nlohmann::json& index, const std::string& data, const std::string& path) {
+  VQVAE2_CHECK(index.is_array(), "'{}' has no tensor index", path);
+  NamedTensors out;
+  for (const auto& entry : index) {
+    VQVAE2_CHECK(entry.is_object() && entry.contains("name") && entry["name"].is_string() && entry.contains("dtype") &&
+                     entry["dtype"].is_string() && entry.contains("shape") && entry["shape"].is_array() &&
+                     entry.contains("offset") && entry["offset"].is_number_integer() && entry["offset"].get<int64_t>() >= 0,
+                 "'{}' has a malformed tensor entry {}", path, entry.dump().substr(0, 200));
+    const auto name = entry["name"].get<std::string>();
+    const auto dtype = entry["dtype"].get<std::string>();
+    VQVAE2_CHECK(dtype == "float32" || dtype == "int64", "'{}': tensor '{}' has unknown type '{}'", path, name, dtype);
+    const uint64_t element = dtype == "float32" ? 4 : 8;
+    std::vector<int64_t> shape;
+    uint64_t count = 1;
+    for (const auto& d : entry["shape"]) {
+      VQVAE2_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0 && d.get<int64_t>() <= (int64_t{1} << 40),
+                   "'{}': tensor '{}' has a bad shape", path, name);
+      shape.push_back(d.get<int64_t>());
+      count *= d.get<uint64_t>();
+      VQVAE2_CHECK(count <= (uint64_t{1} << 40), "'{}': tensor '{}' is impossibly large", path, name);
+    }
+    const auto offset = entry["offset"].get<uint64_t>();
+    const auto bytes = count * element;
+    VQVAE2_CHECK(offset <= data.size() && bytes <= data.size() - offset,
+                 "'{}': tensor '{}' lies outside the file's data ({} bytes at {}, {} there)", path, name, bytes, offset,
+                 data.size());
+    VQVAE2_CHECK(!out.contains(name), "'{}' holds tensor '{}' twice", path, name);
+    auto tensor = torch::empty(shape, dtype == "float32" ? torch::kFloat : torch::kLong);
+    if (bytes > 0) std::memcpy(tensor.data_ptr(), data.data() + offset, bytes);
+    out.tensors_[name] = tensor;
+  }
+  return out;
+}
+
+// ---- the file ------------------------------------------------------------------------------------
+
+void write_checkpoint(const std::string& path, const nlohmann::json& meta, const NamedTensors& tensors) {
+  auto header = meta;
+  header["tensors"] = tensors.index();
+  const auto meta_text = header.dump();
+  const auto data = tensors.data();
+  std::string out;
+  out.reserve(meta_text.size() + data.size() + 40);
   out.append(kMagic, sizeof(kMagic));
   put<uint32_t>(out, kCheckpointVersion);
   put<uint64_t>(out, meta_text.size());
   out += meta_text;
-  put<uint64_t>(out, payload_text.size());
-  out += payload_text;
+  put<uint64_t>(out, data.size());
+  out += data;
   put<uint32_t>(out, crc32_update(0, out.data(), out.size()));
   write_file_atomically(path, out);
 }
@@ -90,9 +169,9 @@ CheckpointContents parse_checkpoint(const std::vector<uint8_t>& bytes, const std
                "'{}' is truncated ({} bytes): it promises {} bytes of tensors; the run that wrote it was probably "
                "killed while copying it, so use an earlier checkpoint",
                path, bytes.size(), payload_size);
-  CheckpointContents contents;
-  contents.payload.assign(reinterpret_cast<const char*>(bytes.data() + at), payload_size);
+  const std::string payload(reinterpret_cast<const char*>(bytes.data() + at), payload_size);
   at += payload_size;
+  CheckpointContents contents;
   const auto stored_crc = take<uint32_t>(bytes, at, path);
   VQVAE2_CHECK(at == bytes.size(), "'{}' has {} unexpected bytes after its end", path, bytes.size() - at);
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION  // fuzzers must reach the parsing behind the checksum
@@ -106,49 +185,105 @@ CheckpointContents parse_checkpoint(const std::vector<uint8_t>& bytes, const std
   } catch (const nlohmann::json::exception& e) {
     fail("'{}' has unreadable metadata: {}", path, e.what());
   }
-  const auto kind = contents.meta.value("kind", std::string());
+  VQVAE2_CHECK(contents.meta.is_object(), "'{}' has unreadable metadata (not a JSON object)", path);
+  contents.tensors = NamedTensors::parse(contents.meta.value("tensors", nlohmann::json()), payload, path);
+  contents.meta.erase("tensors");
+  const auto kind = contents.meta.contains("kind") && contents.meta["kind"].is_string()
+                        ? contents.meta["kind"].get<std::string>()
+                        : std::string();
   VQVAE2_CHECK(expected_kind.empty() || kind == expected_kind, "'{}' holds a {} checkpoint, but a {} checkpoint is needed here",
                path, kind.empty() ? "nameless" : kind, expected_kind);
   return contents;
 }
 
-torch::serialize::InputArchive open_archive(const CheckpointContents& contents, const std::string& path,
-                                            const torch::Device& device) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(contents.payload.data(), contents.payload.size(), device);
-  } catch (const std::exception& e) {
-    fail("'{}': cannot read its tensors ({})", path, describe(e));
-  }
-  return archive;
+void save_module(const torch::nn::Module& module, NamedTensors& tensors, const std::string& prefix) {
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) tensors.add(prefix + "/" + item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) tensors.add(prefix + "/" + item.key(), item.value());
 }
 
-void save_module(const torch::nn::Module& module, torch::serialize::OutputArchive& archive, const std::string& key) {
-  c10::Dict<std::string, at::Tensor> state;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) state.insert(item.key(), item.value().detach().to(torch::kCPU));
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) state.insert(item.key(), item.value().detach().to(torch::kCPU));
-  archive.write(key, c10::IValue(state));
-}
-
-void load_module(torch::nn::Module& module, torch::serialize::InputArchive& archive, const std::string& key,
+void load_module(torch::nn::Module& module, const NamedTensors& tensors, const std::string& prefix,
                  const std::string& path) {
-  c10::IValue value;
-  VQVAE2_CHECK(archive.try_read(key, value) && value.isGenericDict(), "'{}' holds no '{}' tensors", path, key);
-  const auto state = value.toGenericDict();
   std::vector<std::pair<std::string, at::Tensor>> targets;
   for (const auto& item : module.named_parameters(true)) targets.emplace_back(item.key(), item.value());
   for (const auto& item : module.named_buffers(true)) targets.emplace_back(item.key(), item.value());
-  VQVAE2_CHECK(state.size() == targets.size(), "'{}' holds {} '{}' tensors, the model has {}: it belongs to another model",
-               path, state.size(), key, targets.size());
+  const auto stored = tensors.names(prefix + "/");
+  VQVAE2_CHECK(stored.size() == targets.size(), "'{}' holds {} '{}' tensors, the model has {}: it belongs to another model",
+               path, stored.size(), prefix, targets.size());
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) {
-    const auto found = state.find(name);
-    VQVAE2_CHECK(found != state.end(), "'{}' has no tensor '{}.{}': it belongs to another model", path, key, name);
-    const auto stored = found->value().toTensor();
-    VQVAE2_CHECK(stored.sizes() == target.sizes() && stored.scalar_type() == target.scalar_type(),
-                 "'{}': tensor '{}.{}' is {} {} in the file but {} {} in the model", path, key, name,
-                 c10::toString(stored.scalar_type()), shape_of(stored.sizes()), c10::toString(target.scalar_type()), shape_of(target.sizes()));
-    target.copy_(stored);
+    const auto key = prefix + "/" + name;
+    VQVAE2_CHECK(tensors.contains(key), "'{}' has no tensor '{}': it belongs to another model", path, key);
+    const auto& value = tensors.at(key);
+    VQVAE2_CHECK(value.sizes() == target.sizes() && value.scalar_type() == target.scalar_type(),
+                 "'{}': tensor '{}' is {} {} in the file but {} {} in the model", path, key,
+                 c10::toString(value.scalar_type()), shape_of(value.sizes()), c10::toString(target.scalar_type()),
+                 shape_of(target.sizes()));
+    target.copy_(value);
+  }
+}
+
+namespace {
+
+// LibTorch keys an optimiser's state by the parameter's TensorImpl: a string of its address in
+// 1.13, the address itself in later versions. This finds the key either way.
+template <typename Map>
+typename Map::key_type state_key(const Map&, const torch::Tensor& parameter) {
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+    std::ostringstream address;
+    address << parameter.unsafeGetTensorImpl();
+    return address.str();
+  } else {
+    return static_cast<typename Map::key_type>(parameter.unsafeGetTensorImpl());
+  }
+}
+
+}  // namespace
+
+void save_adam(torch::optim::Adam& optimizer, NamedTensors& tensors, const std::string& prefix) {
+  auto& state = optimizer.state();
+  int64_t index = 0;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& parameter : group.params()) {
+      const auto found = state.find(state_key(state, parameter));
+      if (found != state.end()) {
+        const auto& s = static_cast<const torch::optim::AdamParamState&>(*found->second);
+        const auto base = fmt::format("{}/{}/", prefix, index);
+        tensors.add(base + "step", torch::tensor(static_cast<int64_t>(s.step()), torch::kLong));
+        tensors.add(base + "exp_avg", s.exp_avg());
+        tensors.add(base + "exp_avg_sq", s.exp_avg_sq());
+        if (s.max_exp_avg_sq().defined()) tensors.add(base + "max_exp_avg_sq", s.max_exp_avg_sq());
+      }
+      ++index;
+    }
+  }
+}
+
+void load_adam(torch::optim::Adam& optimizer, const NamedTensors& tensors, const std::string& prefix,
+               const std::string& path) {
+  auto& state = optimizer.state();
+  state.clear();
+  int64_t index = 0;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& parameter : group.params()) {
+      const auto base = fmt::format("{}/{}/", prefix, index++);
+      if (!tensors.contains(base + "step")) continue;  // no step taken for it yet
+      auto s = std::make_unique<torch::optim::AdamParamState>();
+      const auto& step = tensors.at(base + "step");
+      VQVAE2_CHECK(step.numel() == 1 && step.scalar_type() == torch::kLong, "'{}': bad optimiser step for parameter {}",
+                   path, index - 1);
+      s->step(step.item<int64_t>());
+      for (const char* moment : {"exp_avg", "exp_avg_sq"}) {
+        VQVAE2_CHECK(tensors.contains(base + moment) && tensors.at(base + moment).sizes() == parameter.sizes(),
+                     "'{}': optimiser state '{}' is missing or does not fit parameter {} {}", path, base + moment,
+                     index - 1, shape_of(parameter.sizes()));
+      }
+      s->exp_avg(tensors.at(base + "exp_avg").to(parameter.device()).clone());
+      s->exp_avg_sq(tensors.at(base + "exp_avg_sq").to(parameter.device()).clone());
+      if (tensors.contains(base + "max_exp_avg_sq")) {
+        s->max_exp_avg_sq(tensors.at(base + "max_exp_avg_sq").to(parameter.device()).clone());
+      }
+      state[state_key(state, parameter)] = std::move(s);
+    }
   }
 }
 

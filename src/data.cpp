@@ -23,8 +23,7 @@ void DataOptions::validate() const {
 namespace {
 
 bool has_image_extension(const fs::path& path) {
-  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
-                                                      ".tga", ".pgm", ".ppm", ".pnm"};
+  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"};
   auto extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
   return std::find(extensions.begin(), extensions.end(), extension) != extensions.end();
@@ -81,7 +80,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
     }
     VQVAE2_CHECK(!dataset->sources_.empty(),
                  "no readable images in '{}' ({} files skipped as unreadable, {} without an image extension); "
-                 "vqvae2 reads PNG, JPEG, BMP, GIF, TGA and PNM files",
+                 "vqvae2 reads PNG, JPEG, BMP, GIF and TGA files",
                  options.folder, dataset->skipped_.size(), dataset->ignored_);
   }
   if (options.limit > 0 && dataset->size() > options.limit) dataset->sources_.resize(options.limit);

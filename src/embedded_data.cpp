@@ -4,8 +4,9 @@
 #include "vqvae2/data.h"
 #include "vqvae2/error.h"
 
+#include "png.h"
+
 #include <nlohmann/json.hpp>
-#include <stb/stb_image.h>
 #include <torch/torch.h>
 
 #include <memory>
@@ -38,16 +39,14 @@ const EmbeddedMnist& embedded_mnist() {
     const auto manifest = nlohmann::json::parse(
         std::string(reinterpret_cast<const char*>(vqvae2_mnist_json_begin), vqvae2_mnist_json_end - vqvae2_mnist_json_begin));
     const int tile = manifest.at("tile"), columns = manifest.at("columns"), count = manifest.at("count");
-    int width = 0, height = 0, channels = 0;
-    std::unique_ptr<stbi_uc, void (*)(void*)> sheet(
-        stbi_load_from_memory(vqvae2_mnist_png_begin, static_cast<int>(vqvae2_mnist_png_end - vqvae2_mnist_png_begin),
-                              &width, &height, &channels, 1),
-        stbi_image_free);
-    VQVAE2_CHECK(sheet && width == tile * columns && height >= tile * ((count + columns - 1) / columns),
-                 "the embedded MNIST sheet is damaged ({}); rebuild vqvae2", stbi_failure_reason());
-    // [rows·28, columns·28] -> [rows, 28, columns, 28] -> [rows, columns, 28, 28] -> [N, 1, 28, 28]
-    const int rows = height / tile;
-    auto images = torch::from_blob(sheet.get(), {rows, tile, columns, tile}, torch::kUInt8)
+    const auto sheet = png::decode(vqvae2_mnist_png_begin, static_cast<size_t>(vqvae2_mnist_png_end - vqvae2_mnist_png_begin),
+                                   "embedded MNIST", int64_t{1} << 26, /*header_only=*/false);
+    VQVAE2_CHECK(sheet.width == tile * columns && sheet.height >= tile * ((count + columns - 1) / columns),
+                 "the embedded MNIST sheet is damaged ({}x{}); rebuild vqvae2", sheet.width, sheet.height);
+    // RGBA [rows·28, columns·28, 4] -> grey -> [rows, 28, columns, 28] -> [rows, columns, 28, 28] -> [N, 1, 28, 28]
+    const int rows = sheet.height / tile;
+    auto images = torch::from_blob(const_cast<uint8_t*>(sheet.rgba.data()), {rows, tile, columns, tile, 4}, torch::kUInt8)
+                      .select(4, 0)
                       .permute({0, 2, 1, 3})
                       .reshape({rows * columns, 1, tile, tile})
                       .slice(0, 0, count)

@@ -3,6 +3,9 @@
 #include "vqvae2/atomic_file.h"
 #include "vqvae2/error.h"
 
+#include "jpeg.h"
+#include "png.h"
+
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
@@ -24,11 +27,11 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 namespace {
 
-void check_dimensions(const std::string& name, int width, int height) {
+void check_dimensions(const std::string& name, int width, int height, int64_t max_pixels = kMaxImagePixels) {
   VQVAE2_CHECK(width > 0 && height > 0, "'{}' has an empty image ({}x{})", name, width, height);
-  VQVAE2_CHECK(static_cast<int64_t>(width) * height <= kMaxImagePixels,
+  VQVAE2_CHECK(static_cast<int64_t>(width) * height <= max_pixels,
                "'{}' is {}x{} pixels, more than the {} M pixels we decode; shrink it first", name, width, height,
-               kMaxImagePixels >> 20);
+               max_pixels >> 20);
 }
 
 std::string stb_reason() {
@@ -40,31 +43,74 @@ std::string stb_reason() {
 
 ImageInfo probe_image(const std::string& path) {
   ImageInfo info;
-  FILE* file = std::fopen(path.c_str(), "rb");
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
   VQVAE2_CHECK(file != nullptr, "cannot open '{}': {}", path, std::strerror(errno));
-  const int ok = stbi_info_from_file(file, &info.width, &info.height, &info.channels);
-  std::fclose(file);
-  VQVAE2_CHECK(ok == 1, "'{}' is not a readable image ({})", path, stb_reason());
+  // JPEG and PNG headers are read by libjpeg/libpng from a prefix of the file (the whole file if the
+  // header is longer, as with large embedded thumbnails); the other formats by stb from the file.
+  std::vector<uint8_t> prefix(256 * 1024);
+  prefix.resize(std::fread(prefix.data(), 1, prefix.size(), file.get()));
+  const bool is_jpeg = jpeg::is_jpeg(prefix.data(), prefix.size());
+  if (is_jpeg || png::is_png(prefix.data(), prefix.size())) {
+    const auto read_header = [&](const std::vector<uint8_t>& bytes) {
+      if (is_jpeg) {
+        const auto header = jpeg::decode(bytes.data(), bytes.size(), path, kMaxImagePixels, /*header_only=*/true);
+        return std::pair{header.width, header.height};
+      }
+      const auto header = png::decode(bytes.data(), bytes.size(), path, kMaxImagePixels, /*header_only=*/true);
+      return std::pair{header.width, header.height};
+    };
+    try {
+      std::tie(info.width, info.height) = read_header(prefix);
+    } catch (const Error&) {
+      if (std::feof(file.get())) throw;
+      std::tie(info.width, info.height) = read_header(read_file(path));
+    }
+    info.channels = is_jpeg ? 3 : 4;
+  } else {
+    VQVAE2_CHECK(!prefix.empty(), "'{}' is empty (0 bytes)", path);
+    std::rewind(file.get());
+    VQVAE2_CHECK(stbi_info_from_file(file.get(), &info.width, &info.height, &info.channels) == 1,
+                 "'{}' is not a readable image ({})", path, stb_reason());
+  }
   check_dimensions(path, info.width, info.height);
   return info;
 }
 
 torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& name, int64_t size,
-                           int64_t channels) {
+                           int64_t channels, int64_t max_pixels) {
   VQVAE2_CHECK(channels == 1 || channels == 3, "channels must be 1 or 3, got {}", channels);
   VQVAE2_CHECK(size >= 1, "image size must be positive, got {}", size);
   VQVAE2_CHECK(!bytes.empty(), "'{}' is empty (0 bytes)", name);
-  VQVAE2_CHECK(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()), "'{}' is too large to decode",
-               name);
-  int width = 0, height = 0, stored = 0;
-  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-  const int length = static_cast<int>(bytes.size());
-  VQVAE2_CHECK(stbi_info_from_memory(data, length, &width, &height, &stored) == 1, "'{}' is not a readable image ({})",
-               name, stb_reason());
-  check_dimensions(name, width, height);
-  std::unique_ptr<stbi_uc, void (*)(void*)> rgba(stbi_load_from_memory(data, length, &width, &height, &stored, 4),
-                                                  stbi_image_free);
-  VQVAE2_CHECK(rgba != nullptr, "cannot decode '{}' ({})", name, stb_reason());
+  // RGBA pixels, row-major: from libjpeg-turbo for JPEG, libpng for PNG, stb for BMP/GIF/TGA.
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgba;
+  if (png::is_png(bytes.data(), bytes.size())) {
+    auto decoded = png::decode(bytes.data(), bytes.size(), name, max_pixels, /*header_only=*/false);
+    width = decoded.width;
+    height = decoded.height;
+    rgba = std::move(decoded.rgba);
+  } else if (jpeg::is_jpeg(bytes.data(), bytes.size())) {
+    auto decoded = jpeg::decode(bytes.data(), bytes.size(), name, max_pixels, /*header_only=*/false);
+    width = decoded.width;
+    height = decoded.height;
+    rgba.resize(static_cast<size_t>(width) * height * 4, 255);
+    for (size_t p = 0, n = static_cast<size_t>(width) * height; p < n; ++p) {
+      std::memcpy(&rgba[4 * p], &decoded.rgb[3 * p], 3);
+    }
+  } else {
+    VQVAE2_CHECK(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()), "'{}' is too large to decode",
+                 name);
+    int stored = 0;
+    const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+    const int length = static_cast<int>(bytes.size());
+    VQVAE2_CHECK(stbi_info_from_memory(data, length, &width, &height, &stored) == 1,
+                 "'{}' is not a readable image ({})", name, stb_reason());
+    check_dimensions(name, width, height, max_pixels);
+    std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
+        stbi_load_from_memory(data, length, &width, &height, &stored, 4), stbi_image_free);
+    VQVAE2_CHECK(decoded != nullptr, "cannot decode '{}' ({})", name, stb_reason());
+    rgba.assign(decoded.get(), decoded.get() + static_cast<size_t>(width) * height * 4);
+  }
 
   // Centred square crop, alpha composited onto white, converted to the asked channels.
   const int side = std::min(width, height);
@@ -72,7 +118,7 @@ torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string&
   std::vector<uint8_t> square(static_cast<size_t>(side) * side * channels);
   for (int y = 0; y < side; ++y) {
     for (int x = 0; x < side; ++x) {
-      const stbi_uc* p = rgba.get() + (static_cast<size_t>(y0 + y) * width + (x0 + x)) * 4;
+      const uint8_t* p = rgba.data() + (static_cast<size_t>(y0 + y) * width + (x0 + x)) * 4;
       const float alpha = p[3] / 255.0f;
       float rgb[3];
       for (int c = 0; c < 3; ++c) rgb[c] = p[c] * alpha + 255.0f * (1.0f - alpha);

@@ -123,12 +123,10 @@ class PriorTask : public TrainingTask {
   }
 
   void save(const std::string& path, int64_t step) override {
-    torch::serialize::OutputArchive archive;
-    save_module(*prior_, archive, "model");
-    torch::serialize::OutputArchive optimizer_archive;
-    optimizer_.save(optimizer_archive);
-    archive.write("optimizer", optimizer_archive);
-    write_checkpoint(path, {{"kind", "prior"}, {"config", config_}, {"state", {{"step", step}}}}, archive);
+    NamedTensors tensors;
+    save_module(*prior_, tensors, "model");
+    save_adam(optimizer_, tensors, "optimizer");
+    write_checkpoint(path, {{"kind", "prior"}, {"config", config_}, {"state", {{"step", step}}}}, tensors);
   }
 
  private:
@@ -194,11 +192,8 @@ TrainPriorResult train_prior(const TrainPriorConfig& config, const std::string& 
   PriorTask task(config, prior, device, train, validation);
   int64_t step = 0;
   if (contents) {
-    auto archive = open_archive(*contents, checkpoint_path, device);
-    load_module(*prior, archive, "model", checkpoint_path);
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read("optimizer", optimizer_archive);
-    task.optimizer().load(optimizer_archive);
+    load_module(*prior, contents->tensors, "model", checkpoint_path);
+    load_adam(task.optimizer(), contents->tensors, "optimizer", checkpoint_path);
     step = contents->meta.at("state").at("step").get<int64_t>();
   }
   run.write_json("config.json", {{"kind", "prior"}, {"config", config}});
@@ -230,15 +225,9 @@ TrainPriorResult train_prior(const TrainPriorConfig& config, const std::string& 
 LoadedPrior load_prior(const std::string& path, const torch::Device& device) {
   const auto contents = read_checkpoint(path, "prior");
   LoadedPrior loaded;
-  try {
-    loaded.config = contents.meta.at("config").get<TrainPriorConfig>();
-    loaded.step = contents.meta.at("state").at("step").get<int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    fail("'{}' has an unreadable configuration: {}", path, e.what());
-  }
+  std::tie(loaded.config, loaded.step) = stored_config<TrainPriorConfig>(contents, path);
   loaded.model = Prior(loaded.config.model);
-  auto archive = open_archive(contents, path);
-  load_module(*loaded.model, archive, "model", path);
+  load_module(*loaded.model, contents.tensors, "model", path);
   loaded.model->to(device);
   loaded.model->eval();
   return loaded;

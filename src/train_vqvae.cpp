@@ -162,12 +162,10 @@ class VQVAETask : public TrainingTask {
   }
 
   void save(const std::string& path, int64_t step) override {
-    torch::serialize::OutputArchive archive;
-    save_module(*model_, archive, "model");
-    torch::serialize::OutputArchive optimizer_archive;
-    optimizer_.save(optimizer_archive);
-    archive.write("optimizer", optimizer_archive);
-    write_checkpoint(path, {{"kind", "vqvae"}, {"config", config_}, {"state", {{"step", step}}}}, archive);
+    NamedTensors tensors;
+    save_module(*model_, tensors, "model");
+    save_adam(optimizer_, tensors, "optimizer");
+    write_checkpoint(path, {{"kind", "vqvae"}, {"config", config_}, {"state", {{"step", step}}}}, tensors);
   }
 
  private:
@@ -221,11 +219,8 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const std::string& 
   VQVAETask task(config, model, device, dataset, train_indices, validation_indices, settings, run);
   int64_t step = 0;
   if (contents) {
-    auto archive = open_archive(*contents, checkpoint_path, device);
-    load_module(*model, archive, "model", checkpoint_path);
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read("optimizer", optimizer_archive);
-    task.optimizer().load(optimizer_archive);
+    load_module(*model, contents->tensors, "model", checkpoint_path);
+    load_adam(task.optimizer(), contents->tensors, "optimizer", checkpoint_path);
     step = contents->meta.at("state").at("step").get<int64_t>();
   }
   run.write_json("config.json", {{"kind", "vqvae"}, {"config", config}});
@@ -249,15 +244,9 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const std::string& 
 LoadedVQVAE load_vqvae(const std::string& path, const torch::Device& device) {
   const auto contents = read_checkpoint(path, "vqvae");
   LoadedVQVAE loaded;
-  try {
-    loaded.config = contents.meta.at("config").get<TrainVQVAEConfig>();
-    loaded.step = contents.meta.at("state").at("step").get<int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    fail("'{}' has an unreadable configuration: {}", path, e.what());
-  }
+  std::tie(loaded.config, loaded.step) = stored_config<TrainVQVAEConfig>(contents, path);
   loaded.model = HierarchicalVQVAE(loaded.config.model);
-  auto archive = open_archive(contents, path);
-  load_module(*loaded.model, archive, "model", path);
+  load_module(*loaded.model, contents.tensors, "model", path);
   loaded.model->to(device);
   loaded.model->eval();
   return loaded;

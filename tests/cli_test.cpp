@@ -1,6 +1,7 @@
 // The vqvae2 binary as a user meets it: help, bad input, and the stage-1 commands end to end.
 #include "test_util.h"
 
+#include "vqvae2/atomic_file.h"
 #include "vqvae2/image.h"
 
 #include <gtest/gtest.h>
@@ -240,13 +241,15 @@ TEST(Cli, AFolderOfBrokenFilesIsSkippedWithACount) {
   }
   const auto good = test::read_text(dir.file("data/ok0.png"));
   test::write_bytes(dir.file("data/zero.png"), "");
-  test::write_bytes(dir.file("data/truncated.png"), good.substr(0, 40));
+  test::write_bytes(dir.file("data/truncated.png"), good.substr(0, good.size() - 30));  // header intact, pixels cut
   test::write_bytes(dir.file("data/text.jpg"), "this is not a JPEG");
-  auto huge = good;  // a valid PNG header claiming 70000 x 70000 pixels
-  for (const int at : {16, 20}) {
-    huge[at] = 0, huge[at + 1] = 1, huge[at + 2] = 0x11, huge[at + 3] = 0x70;
-  }
-  test::write_bytes(dir.file("data/huge.png"), huge.substr(0, 33));
+  // A valid PNG header (with its CRC) claiming 65000 x 65000 pixels, followed by the small image's data.
+  std::string ihdr = good.substr(12, 17);  // "IHDR" + 13 bytes of fields
+  for (const int at : {4, 8}) ihdr[at] = 0, ihdr[at + 1] = 0, ihdr[at + 2] = '\xFD', ihdr[at + 3] = '\xE8';
+  const auto crc = crc32_update(0, ihdr.data(), ihdr.size());
+  const char crc_bytes[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16), static_cast<char>(crc >> 8),
+                             static_cast<char>(crc)};
+  test::write_bytes(dir.file("data/huge.png"), good.substr(0, 12) + ihdr + std::string(crc_bytes, 4) + good.substr(33));
   test::write_bytes(dir.file("data/readme.txt"), "notes");
   const auto result = run_vqvae2("train-vqvae --data " + dir.file("data") + " --out " + dir.file("run") +
                                  " --steps 2 --val-fraction 0.2" + kTiny);
@@ -259,6 +262,7 @@ TEST(Cli, AFolderOfBrokenFilesIsSkippedWithACount) {
   for (const char* name : {"zero.png", "truncated.png", "text.jpg", "huge.png"}) {
     EXPECT_NE(result.output.find(name), std::string::npos) << name << " not named in a warning";
   }
+  EXPECT_NE(result.output.find("65000x65000 pixels, more than"), std::string::npos) << result.output;
 }
 
 TEST(Cli, ANonFiniteLossStopsTheRunNamingTheStep) {

@@ -89,6 +89,70 @@ TEST(Image, RefusesHugeDimensionsBeforeDecoding) {
   }
 }
 
+std::vector<uint8_t> encode_jpeg(int w, int h, const std::vector<uint8_t>& rgb) {
+  std::vector<uint8_t> out;
+  stbi_write_jpg_to_func(
+      [](void* context, void* data, int size) {
+        auto* v = static_cast<std::vector<uint8_t>*>(context);
+        v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+      },
+      &out, w, h, 3, rgb.data(), 95);
+  return out;
+}
+
+TEST(Image, DecodesJpegWithLibjpeg) {
+  std::vector<uint8_t> rgb;
+  for (int i = 0; i < 16 * 16; ++i) rgb.insert(rgb.end(), {200, 40, 90});
+  const auto image = decode_image(encode_jpeg(16, 16, rgb), "flat.jpg", 8, 3);
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{3, 8, 8}));
+  EXPECT_NEAR(image[0].to(torch::kFloat).mean().item<double>(), 200, 4);
+  EXPECT_NEAR(image[1].to(torch::kFloat).mean().item<double>(), 40, 4);
+  EXPECT_NEAR(image[2].to(torch::kFloat).mean().item<double>(), 90, 4);
+  test::TempDir dir;
+  const auto bytes = encode_jpeg(16, 12, std::vector<uint8_t>(16 * 12 * 3, 7));
+  test::write_bytes(dir.file("x.jpg"), std::string(bytes.begin(), bytes.end()));
+  const auto info = probe_image(dir.file("x.jpg"));
+  EXPECT_EQ(info.width, 16);
+  EXPECT_EQ(info.height, 12);
+}
+
+TEST(Image, RefusesTruncatedAndOversizedJpegs) {
+  std::vector<uint8_t> rgb(32 * 32 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 7);
+  const auto jpeg = encode_jpeg(32, 32, rgb);
+  const std::vector<uint8_t> cut(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() * 2 / 3));
+  try {
+    decode_image(cut, "cut.jpg", 8, 3);
+    FAIL() << "a truncated JPEG was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated JPEG"), std::string::npos) << e.what();
+  }
+  // Claim 65280 × 65280 pixels in the frame header (SOF0: FF C0, length, precision, height, width).
+  auto huge = jpeg;
+  for (size_t i = 0; i + 8 < huge.size(); ++i) {
+    if (huge[i] == 0xFF && huge[i + 1] == 0xC0) {
+      huge[i + 5] = huge[i + 7] = 0xFF;
+      huge[i + 6] = huge[i + 8] = 0x00;
+      break;
+    }
+  }
+  try {
+    decode_image(huge, "huge.jpg", 8, 3);
+    FAIL() << "an oversized JPEG was decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than the"), std::string::npos) << e.what();
+  }
+}
+
+// Inputs the fuzzers found crashing earlier versions; each must now be a clean error.
+TEST(Image, FuzzerCrashInputsAreCleanErrors) {
+  // stb wrote past a Huffman table on this JPEG, and read past the pixels of this 16-bit PGM.
+  for (const char* file : {"stb-jpeg-huffman-overflow.jpg", "stb-pnm-16bit-overread.pgm"}) {
+    const auto bytes = read_file(std::string(VQVAE2_TEST_DATA) + "/" + file);
+    EXPECT_THROW(decode_image(bytes, file, 16, 3), Error) << file;
+  }
+}
+
 TEST(Image, GridPlacesImagesInRowsWithWhiteGaps) {
   const auto images = torch::zeros({5, 1, 2, 2}, torch::kUInt8);
   const auto grid = make_grid(images, 3, 1);

@@ -1,6 +1,6 @@
 // Image data sets and batch loading.
 //
-// An ImageDataset is a list of images: the files of a folder (any mix of PNG/JPEG/BMP/GIF/TGA/PNM,
+// An ImageDataset is a list of images: the files of a folder (any mix of PNG/JPEG/BMP/GIF/TGA,
 // any size and mode) or the real MNIST digits embedded in the binary. Every image comes out as uint8
 // [C, S, S]: centred square crop, resized, transparency on white, grey or RGB as asked.
 // A BatchLoader decodes batches on a background thread, so the model never waits on the disk.

@@ -24,9 +24,10 @@ ImageInfo probe_image(const std::string& path);
 
 // Decodes `bytes` (an encoded file; `name` is used in messages), composites transparency onto
 // white, converts to `channels` (1 = grey by luminance, 3 = RGB), resizes the centred square crop to
-// `size` × `size`. Returns uint8 [channels, size, size]. Throws vqvae2::Error on bad data.
+// `size` × `size`. Returns uint8 [channels, size, size]. Throws vqvae2::Error on bad data and on
+// images of more than `max_pixels` pixels (checked before decoding).
 torch::Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& name, int64_t size,
-                           int64_t channels);
+                           int64_t channels, int64_t max_pixels = kMaxImagePixels);
 torch::Tensor load_image(const std::string& path, int64_t size, int64_t channels);
 
 // uint8 [C, H, W] -> uint8 [C, size, size] (area-aware resampling; H = W expected).
