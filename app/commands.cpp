@@ -2,6 +2,7 @@
 
 #include "bench.h"
 #include "vqvae2/code_store.h"
+#include "vqvae2/extract.h"
 #include "vqvae2/error.h"
 #include "vqvae2/image.h"
 #include "vqvae2/metrics.h"
@@ -89,26 +90,12 @@ int encode(const EncodeCommand& command, const Common& common) {
   const auto dataset = open_images(loaded, command.data);
   std::vector<int64_t> all(dataset->size());
   std::iota(all.begin(), all.end(), 0);
-  BatchLoader loader(dataset, all, {command.batch_size, false, false, 0, 4});
-  const auto& model = loaded.config.model;
-  std::vector<CodeLevel> levels;
-  for (int64_t l = 0; l < model.levels(); ++l) {
-    levels.push_back({model.latent_size(l), model.latent_size(l), model.codes_at(l)});
-  }
   nlohmann::json names = nlohmann::json::array();
   for (const auto i : all) names.push_back(dataset->source(i).name);
-  CodeStoreWriter writer(command.out, levels, {{"vqvae_checkpoint", path}, {"images", names}});
-  ProgressBar bar("encode", loader.batches_per_epoch(), 0, !common.quiet);
-  torch::NoGradGuard no_grad;
-  loader.start(0);
-  int64_t done = 0;
-  while (auto batch = loader.next()) {
-    writer.append(loaded.model->encode(to_model_range(batch->images).to(device)));
-    bar.update(++done);
-  }
-  writer.close();
-  bar.finish();
-  std::cout << fmt::format("encoded {} images into {} ({} levels)\n", writer.count(), command.out, levels.size());
+  const auto count = encode_images(loaded.model, dataset, all, command.out, {{"vqvae_checkpoint", path}, {"images", names}},
+                                   device, command.batch_size, "encode", common.quiet);
+  std::cout << fmt::format("encoded {} images into {} ({} levels)\n", count, command.out,
+                           loaded.config.model.levels());
   return 0;
 }
 
@@ -117,10 +104,7 @@ int decode(const DecodeCommand& command, const Common& common) {
   const auto path = checkpoint_file(command.checkpoint, "vqvae.ckpt");
   auto loaded = load_vqvae(path, device);
   const auto store = read_code_store(command.codes);
-  const auto& model = loaded.config.model;
-  std::vector<CodeLevel> expected;
-  for (int64_t l = 0; l < model.levels(); ++l) expected.push_back({model.latent_size(l), model.latent_size(l), model.codes_at(l)});
-  check_code_levels(store, expected, command.codes);
+  check_code_levels(store, code_levels(loaded.config.model), command.codes);
   VQVAE2_CHECK(command.limit >= 0 && command.batch_size >= 1, "--limit must be >= 0 and --batch-size positive");
   const auto count = command.limit > 0 ? std::min(command.limit, store.size()) : store.size();
   fs::create_directories(command.out);

@@ -22,7 +22,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
 }
 
 CausalAttentionBlockImpl::CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout)
-    : channels_(channels), heads_(heads) {
+    : heads_(heads) {
   const auto key_channels = 2 * channels + 2, query_channels = channels + 2, width = channels / 2;
   key_unit_ = register_module("key_unit", PointwiseGated(key_channels, channels, 0, dropout));
   query_unit_ = register_module("query_unit", PointwiseGated(query_channels, channels, 0, dropout));

@@ -17,6 +17,25 @@ std::vector<CodeLevel> code_levels(const VQVAEOptions& options) {
   return levels;
 }
 
+int64_t encode_images(HierarchicalVQVAE& model, const std::shared_ptr<ImageDataset>& dataset,
+                      const std::vector<int64_t>& indices, const std::string& path, const nlohmann::json& meta,
+                      const torch::Device& device, int64_t batch_size, const std::string& label, bool quiet) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  CodeStoreWriter writer(path, code_levels(model->options()), meta);
+  BatchLoader loader(dataset, indices, {batch_size, /*shuffle=*/false, /*drop_last=*/false, 0, 4});
+  ProgressBar bar(label, loader.batches_per_epoch(), 0, !quiet);
+  loader.start(0);
+  int64_t done = 0;
+  while (auto batch = loader.next()) {
+    writer.append(model->encode(to_model_range(batch->images).to(device)));
+    bar.update(++done);
+  }
+  writer.close();
+  bar.finish();
+  return writer.count();
+}
+
 ExtractResult extract_codes(const std::string& vqvae_checkpoint, const std::string& out_dir, const std::string& device_name,
                             int64_t batch_size, bool quiet) {
   VQVAE2_CHECK(batch_size >= 1, "--batch-size must be positive, got {}", batch_size);
@@ -32,7 +51,6 @@ ExtractResult extract_codes(const std::string& vqvae_checkpoint, const std::stri
   result.train_path = (std::filesystem::path(out_dir) / "train.vq2").string();
   result.validation_path = (std::filesystem::path(out_dir) / "val.vq2").string();
   const auto& model = loaded.config.model;
-  torch::NoGradGuard no_grad;
   for (const auto& [split, indices, path, count] :
        {std::tuple{"train", &train, &result.train_path, &result.train_count},
         std::tuple{"val", &validation, &result.validation_path, &result.validation_count}}) {
@@ -41,18 +59,8 @@ ExtractResult extract_codes(const std::string& vqvae_checkpoint, const std::stri
                                  {"vqvae_step", loaded.step},
                                  {"image_size", model.image_size},
                                  {"channels", model.channels}};
-    CodeStoreWriter writer(*path, code_levels(model), meta);
-    BatchLoader loader(dataset, *indices, {batch_size, false, false, 0, 4});
-    ProgressBar bar(std::string("extract ") + split, loader.batches_per_epoch(), 0, !quiet);
-    loader.start(0);
-    int64_t done = 0;
-    while (auto batch = loader.next()) {
-      writer.append(loaded.model->encode(to_model_range(batch->images).to(device)));
-      bar.update(++done);
-    }
-    writer.close();
-    bar.finish();
-    *count = writer.count();
+    *count = encode_images(loaded.model, dataset, *indices, *path, meta, device, batch_size,
+                           std::string("extract ") + split, quiet);
   }
   return result;
 }

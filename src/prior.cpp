@@ -137,11 +137,7 @@ PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int
 
 PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
                                        int64_t condition_codes, int64_t scale, PriorSize size) {
-  PriorOptions o;
-  o.level = level;
-  o.height = height;
-  o.width = width;
-  o.stack = stack_options(codes, size);
+  auto o = top_prior_options(level, height, width, codes, size);
   o.stack.attention = false;
   o.conditional = true;
   o.condition.codes = condition_codes;

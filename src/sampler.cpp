@@ -45,19 +45,29 @@ torch::Tensor draw_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
   return torch::rand({positions, batch}, generator, torch::TensorOptions().dtype(torch::kFloat));
 }
 
-torch::Device device_of(Prior& prior) { return prior->parameters().front().device(); }
+// What both samplers start from: eval mode, the uniforms, an all-zero code map on the prior's device.
+struct Start {
+  int64_t height, width;
+  torch::Device device;
+  torch::Tensor uniforms, codes;
+};
+
+Start start(Prior& prior, int64_t batch, const SamplingOptions& options, uint64_t seed) {
+  options.validate();
+  VQVAE2_CHECK(batch >= 1, "the sampling batch must be positive, got {}", batch);
+  prior->eval();
+  const auto H = prior->options().height, W = prior->options().width;
+  const auto device = prior->parameters().front().device();
+  return {H, W, device, draw_uniforms(H * W, batch, seed),
+          torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device))};
+}
 
 }  // namespace
 
 torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer) {
-  options.validate();
   torch::InferenceMode inference;
-  prior->eval();
-  const auto H = prior->options().height, W = prior->options().width;
-  const auto device = device_of(prior);
-  const auto uniforms = draw_uniforms(H * W, batch, seed);
-  auto codes = torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
   const auto condition = condition_codes.defined() ? condition_codes.to(device) : condition_codes;
   for (int64_t i = 0; i < H; ++i) {
     for (int64_t j = 0; j < W; ++j) {
@@ -73,13 +83,8 @@ torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& con
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                             const SamplingOptions& options, uint64_t seed, const StepObserver& observer,
                             const RowProgress& progress) {
-  options.validate();
   torch::InferenceMode inference;
-  prior->eval();
-  const auto H = prior->options().height, W = prior->options().width;
-  const auto device = device_of(prior);
-  const auto uniforms = draw_uniforms(H * W, batch, seed);
-  auto codes = torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
   const auto condition = prior->options().conditional ? prior->condition_features(condition_codes.to(device))
                                                       : torch::Tensor();
   auto& stack = prior->stack();

@@ -78,6 +78,12 @@ int wait_for(int pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+RunSettings quiet() {
+  RunSettings settings;
+  settings.quiet = true;
+  return settings;
+}
+
 TrainVQVAEConfig tiny_config() {
   TrainVQVAEConfig config;
   config.data.image_size = config.model.image_size = 16;

@@ -38,6 +38,9 @@ int spawn_vqvae2(const std::string& arguments, const std::string& log);
 // Waits for a spawned process; returns its exit code, or 128 + the signal that ended it.
 int wait_for(int pid);
 
+// Run settings for tests: CPU, no progress bar.
+RunSettings quiet();
+
 // A VQ-VAE configuration small enough for a test to train in a second or two: 16×16 grey
 // embedded digits, two levels (8×8, 4×4), narrow widths.
 TrainVQVAEConfig tiny_config();

@@ -14,11 +14,7 @@
 namespace vqvae2 {
 namespace {
 
-RunSettings quiet() {
-  RunSettings s;
-  s.quiet = true;
-  return s;
-}
+using test::quiet;
 
 // One VQ-VAE trained briefly on the embedded digits, its codes extracted: shared by the tests.
 class Stage2 : public ::testing::Test {

@@ -14,11 +14,7 @@
 namespace vqvae2 {
 namespace {
 
-RunSettings quiet() {
-  RunSettings s;
-  s.quiet = true;
-  return s;
-}
+using test::quiet;
 
 // Every parameter and buffer of the model in a checkpoint file.
 std::map<std::string, torch::Tensor> tensors_of(const std::string& path) {

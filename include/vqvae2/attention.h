@@ -36,7 +36,7 @@ class CausalAttentionBlockImpl : public torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> keys_values(const torch::Tensor& key_input);
   torch::Tensor queries(const torch::Tensor& query_input);
 
-  int64_t channels_, heads_;
+  int64_t heads_;
   PointwiseGated key_unit_{nullptr}, query_unit_{nullptr}, out_unit_{nullptr};
   torch::nn::Linear to_query_{nullptr}, to_key_{nullptr}, to_value_{nullptr};
   torch::nn::Dropout dropout_{nullptr};

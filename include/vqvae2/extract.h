@@ -22,4 +22,10 @@ ExtractResult extract_codes(const std::string& vqvae_checkpoint, const std::stri
 // The code levels (map sizes and K) of a VQ-VAE configuration, bottom first.
 std::vector<CodeLevel> code_levels(const VQVAEOptions& options);
 
+// Encodes the images `indices` of `dataset` with `model` into a code store at `path` (header
+// extras in `meta`), with a progress bar labelled `label`. Returns how many images were written.
+int64_t encode_images(HierarchicalVQVAE& model, const std::shared_ptr<ImageDataset>& dataset,
+                      const std::vector<int64_t>& indices, const std::string& path, const nlohmann::json& meta,
+                      const torch::Device& device, int64_t batch_size, const std::string& label, bool quiet);
+
 }  // namespace vqvae2
