@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>
 
+#include <cstdio>  // jpeglib.h needs FILE
+#include <cstdlib>
+#include <jpeglib.h>
+
 namespace vqvae2 {
 namespace {
 
@@ -89,14 +93,31 @@ TEST(Image, RefusesHugeDimensionsBeforeDecoding) {
   }
 }
 
+// Test JPEGs come from libjpeg's own encoder: stb's JPEG writer shifts negative values (undefined
+// behaviour that UBSan stops on in scripts/sanitize.sh).
 std::vector<uint8_t> encode_jpeg(int w, int h, const std::vector<uint8_t>& rgb) {
-  std::vector<uint8_t> out;
-  stbi_write_jpg_to_func(
-      [](void* context, void* data, int size) {
-        auto* v = static_cast<std::vector<uint8_t>*>(context);
-        v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-      },
-      &out, w, h, 3, rgb.data(), 95);
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr jerr{};
+  cinfo.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = static_cast<JDIMENSION>(w);
+  cinfo.image_height = static_cast<JDIMENSION>(h);
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, 95, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    auto* row = const_cast<JSAMPLE*>(rgb.data() + static_cast<size_t>(cinfo.next_scanline) * w * 3);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  std::vector<uint8_t> out(buffer, buffer + size);
+  jpeg_destroy_compress(&cinfo);
+  free(buffer);
   return out;
 }
 
