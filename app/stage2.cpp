@@ -171,8 +171,8 @@ int pipeline(const PipelineCommand& command, const Common& common) {
     prior.out = (root / fmt::format("prior-level{}", level)).string();
     prior.resume = command.resume && fs::exists(fs::path(prior.out) / "prior.ckpt");
     prior_dirs.push_back(prior.out);
-    std::cout << fmt::format("== 3/4 train the level-{} prior ({}, {}) ==\n", level,
-                             level == levels - 1 ? "top, PixelSNAIL" : "conditional", size_name);
+    std::cout << fmt::format("== 3/4 train the priors: level {} ({} of {}; {}, {}) ==\n", level, levels - level,
+                             levels, level == levels - 1 ? "top, PixelSNAIL" : "conditional", size_name);
     const int status = train_prior(prior, common, [&](TrainPriorConfig& c) {
       c.train.seed = command.seed;
       if (command.prior_epochs > 0) c.train.epochs = command.prior_epochs;
