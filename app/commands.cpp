@@ -1,13 +1,13 @@
 #include "commands.h"
 
 #include "bench.h"
-#include "vqvae2/code_store.h"
-#include "vqvae2/extract.h"
-#include "vqvae2/error.h"
-#include "vqvae2/image.h"
-#include "vqvae2/metrics.h"
-#include "vqvae2/progress.h"
-#include "vqvae2/run.h"
+#include "vqvae2/data/code_store.h"
+#include "vqvae2/stages/extract.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/data/image.h"
+#include "vqvae2/core/metrics.h"
+#include "vqvae2/core/progress.h"
+#include "vqvae2/training/run.h"
 
 #include <filesystem>
 #include <numeric>

@@ -1,10 +1,10 @@
 // The vqvae2 subcommands: each takes its parsed settings and calls the library; no model math here.
 #pragma once
 
-#include "vqvae2/device.h"
-#include "vqvae2/sampler.h"
-#include "vqvae2/train_prior.h"
-#include "vqvae2/train_vqvae.h"
+#include "vqvae2/core/device.h"
+#include "vqvae2/models/sampler.h"
+#include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include <string>
 

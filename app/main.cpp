@@ -3,9 +3,9 @@
 #include "commands.h"
 #include "flags.h"
 
-#include "vqvae2/checkpoint.h"
-#include "vqvae2/error.h"
-#include "vqvae2/presets.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/stages/presets.h"
 
 #include <CLI/CLI.hpp>
 

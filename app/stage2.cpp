@@ -1,13 +1,13 @@
 // The stage-2 commands: extract-codes, train-prior, sample, and the whole pipeline.
 #include "commands.h"
 
-#include "vqvae2/checkpoint.h"
-#include "vqvae2/error.h"
-#include "vqvae2/extract.h"
-#include "vqvae2/image.h"
-#include "vqvae2/presets.h"
-#include "vqvae2/progress.h"
-#include "vqvae2/run.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/stages/extract.h"
+#include "vqvae2/data/image.h"
+#include "vqvae2/stages/presets.h"
+#include "vqvae2/core/progress.h"
+#include "vqvae2/training/run.h"
 
 #include <filesystem>
 #include <iostream>

@@ -1,9 +1,9 @@
 #include "bench.h"
 
-#include "vqvae2/device.h"
-#include "vqvae2/prior.h"
-#include "vqvae2/sampler.h"
-#include "vqvae2/vqvae.h"
+#include "vqvae2/core/device.h"
+#include "vqvae2/models/prior.h"
+#include "vqvae2/models/sampler.h"
+#include "vqvae2/models/vqvae.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>

@@ -2,10 +2,10 @@
 // before building a model: the container, the tensor index and data, the metadata, and the
 // configuration with its validation. (Built with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, which
 // skips the CRC so mutated files get past it.)
-#include "vqvae2/checkpoint.h"
-#include "vqvae2/error.h"
-#include "vqvae2/train_prior.h"
-#include "vqvae2/train_vqvae.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include <cstdint>
 #include <vector>

@@ -1,7 +1,7 @@
 // libFuzzer target: any bytes as a code store (built without its CRC check, so mutations reach the
 // header and record parsing).
-#include "vqvae2/code_store.h"
-#include "vqvae2/error.h"
+#include "vqvae2/data/code_store.h"
+#include "vqvae2/core/error.h"
 
 #include <cstdint>
 #include <vector>

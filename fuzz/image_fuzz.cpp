@@ -1,7 +1,7 @@
 // libFuzzer target: any bytes as an image file. Every input must either decode or raise
 // vqvae2::Error; crashes, hangs, leaks and sanitizer reports are bugs.
-#include "vqvae2/error.h"
-#include "vqvae2/image.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/data/image.h"
 
 #include <cstdint>
 #include <vector>

@@ -1,8 +1,8 @@
-#include "vqvae2/checkpoint.h"
+#include "vqvae2/core/checkpoint.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
-#include "vqvae2/vqvae.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/models/vqvae.h"
 
 #include <gtest/gtest.h>
 

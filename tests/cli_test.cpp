@@ -1,8 +1,8 @@
 // The vqvae2 binary as a user meets it: help, bad input, and the stage-1 commands end to end.
 #include "test_util.h"
 
-#include "vqvae2/atomic_file.h"
-#include "vqvae2/image.h"
+#include "vqvae2/core/files.h"
+#include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

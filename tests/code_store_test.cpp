@@ -1,7 +1,7 @@
-#include "vqvae2/code_store.h"
+#include "vqvae2/data/code_store.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
+#include "vqvae2/core/error.h"
 
 #include <gtest/gtest.h>
 

@@ -2,8 +2,8 @@
 // nothing: every file it leaves is valid, and resuming ends exactly where an uninterrupted run does.
 #include "test_util.h"
 
-#include "vqvae2/checkpoint.h"
-#include "vqvae2/train_vqvae.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
-#include "vqvae2/data.h"
+#include "vqvae2/data/data.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
-#include "vqvae2/image.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,8 @@
-#include "vqvae2/image.h"
+#include "vqvae2/data/image.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/core/files.h"
 
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>

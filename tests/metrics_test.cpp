@@ -1,9 +1,9 @@
-#include "vqvae2/metrics.h"
+#include "vqvae2/core/metrics.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
-#include "vqvae2/progress.h"
-#include "vqvae2/run.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/core/progress.h"
+#include "vqvae2/training/run.h"
 
 #include <gtest/gtest.h>
 

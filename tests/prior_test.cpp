@@ -1,7 +1,7 @@
-#include "vqvae2/prior.h"
+#include "vqvae2/models/prior.h"
 
-#include "vqvae2/error.h"
-#include "vqvae2/sampler.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/models/sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vqvae2/quantizer.h"
+#include "vqvae2/models/quantizer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Helpers shared by the tests: scratch folders, files, and running the vqvae2 binary.
 #pragma once
 
-#include "vqvae2/train_vqvae.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
-#include "vqvae2/train_loop.h"
+#include "vqvae2/training/train_loop.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
+#include "vqvae2/core/error.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
-#include "vqvae2/train_prior.h"
+#include "vqvae2/stages/train_prior.h"
 
 #include "test_util.h"
-#include "vqvae2/error.h"
-#include "vqvae2/extract.h"
-#include "vqvae2/image.h"
-#include "vqvae2/presets.h"
-#include "vqvae2/sampler.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/stages/extract.h"
+#include "vqvae2/data/image.h"
+#include "vqvae2/stages/presets.h"
+#include "vqvae2/models/sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
-#include "vqvae2/train_vqvae.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include "test_util.h"
-#include "vqvae2/checkpoint.h"
-#include "vqvae2/error.h"
-#include "vqvae2/presets.h"
-#include "vqvae2/run.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/stages/presets.h"
+#include "vqvae2/training/run.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "vqvae2/vqvae.h"
+#include "vqvae2/models/vqvae.h"
 
-#include "vqvae2/error.h"
+#include "vqvae2/core/error.h"
 
 #include <gtest/gtest.h>
 

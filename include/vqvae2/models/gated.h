@@ -1,0 +1,36 @@
+// Gated units (van den Oord et al. 2016): the nonlinearity y = tanh(a) ⊙ σ(b) that every prior's
+// layers share, and a gated residual unit over channels alone (1×1), which the priors' output
+// heads and PixelSNAIL's attention blocks are built from.
+//
+// Glossary: B = batch, C = channels, H, W = map height and width.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+
+namespace vqvae2 {
+
+// y = tanh(a) ⊙ σ(b) with [a, b] split along `dim`.
+torch::Tensor gate(const torch::Tensor& x, int64_t dim = 1);
+
+// Applies a module over channels (Linear-based) to a map: [B, C, H, W] -> [B, C', H, W].
+torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn);
+
+// A gated residual unit of 1×1 convolutions (Linear layers over channels), optionally fed an
+// auxiliary input: y = x + gate(W2 · dropout(elu(W1·elu(x) + Wa·elu(aux)))).
+// Works on maps [B, C, H, W] and on single positions [B, C] alike.
+class PointwiseGatedImpl : public torch::nn::Module {
+ public:
+  PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& aux = {});
+
+ private:
+  torch::Tensor channels_last(const torch::Tensor& x, const torch::Tensor& aux);  // [..., C]
+
+  torch::nn::Linear first_{nullptr}, second_{nullptr}, aux_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(PointwiseGated);
+
+}  // namespace vqvae2

@@ -1,0 +1,86 @@
+// Priors over the code maps (MISSION.md §1.4). Each level's codes get their own autoregressive
+// model, trained separately on codes the VQ-VAE extracted:
+//   top (level L-1): PixelSNAIL — the gated causal stack with attention, no condition;
+//   lower levels:    a conditional gated PixelCNN — the same stack without attention, fed the
+//                    codes of the level above through a deep ConditioningStack whose output
+//                    enters every gated layer.
+#pragma once
+
+#include "vqvae2/models/pixelcnn.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <string>
+
+namespace vqvae2 {
+
+struct ConditioningStackOptions {
+  int64_t codes = 512;      // K of the conditioning (upper) level
+  int64_t channels = 256;   // width of the stack and of its output
+  int64_t res_blocks = 8;   // residual blocks (3×3, non-causal: the condition is known in full)
+  int64_t kernel = 3;
+  int64_t scale = 2;        // upsampling to the conditioned level (its stride)
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConditioningStackOptions, codes, channels, res_blocks, kernel, scale)
+
+// Upper-level codes [B, h, w] -> conditioning features [B, channels, h·scale, w·scale].
+class ConditioningStackImpl : public torch::nn::Module {
+ public:
+  explicit ConditioningStackImpl(const ConditioningStackOptions& options);
+  torch::Tensor forward(const torch::Tensor& codes);
+
+ private:
+  ConditioningStackOptions options_;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Conv2d input_{nullptr};
+  std::vector<std::pair<torch::nn::Conv2d, torch::nn::Conv2d>> blocks_;
+};
+TORCH_MODULE(ConditioningStack);
+
+struct PriorOptions {
+  int64_t level = 0;           // which VQ-VAE level these codes are (0 = bottom)
+  int64_t height = 32, width = 32;
+  GatedPixelCNNOptions stack;  // the causal stack (stack.codes = K of this level)
+  bool conditional = false;    // conditioned on the codes of level + 1
+  ConditioningStackOptions condition;
+
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PriorOptions, level, height, width, stack, conditional, condition)
+
+class PriorImpl : public torch::nn::Module {
+ public:
+  explicit PriorImpl(const PriorOptions& options);
+
+  // codes [B, H, W] (and the upper level's codes [B, H/s, W/s] when conditional) -> logits [B, K, H, W].
+  torch::Tensor forward(const torch::Tensor& codes, const torch::Tensor& condition_codes = {});
+  // Mean cross-entropy of the codes under the model, in nats per code.
+  torch::Tensor loss(const torch::Tensor& codes, const torch::Tensor& condition_codes = {});
+  // The conditioning features [B, Cc, H, W] for the stack, or an undefined tensor when unconditional.
+  torch::Tensor condition_features(const torch::Tensor& condition_codes);
+
+  GatedPixelCNNImpl& stack() { return *stack_; }
+  const PriorOptions& options() const { return options_; }
+  // Multiply-accumulates of one forward pass over one map (convolutions, linear layers, attention).
+  int64_t forward_macs() const;
+
+ private:
+  void check_inputs(const torch::Tensor& codes, const torch::Tensor& condition_codes) const;
+
+  PriorOptions options_;
+  GatedPixelCNN stack_{nullptr};
+  ConditioningStack conditioning_{nullptr};
+};
+TORCH_MODULE(Prior);
+
+// Default architectures. Reference widths (Razavi et al. 2019 as reimplemented in PyTorch): C 256,
+// 4 blocks × 4 gated layers, 8 heads, dropout 0.1; "small" is a CPU-friendly preset.
+enum class PriorSize { kSmall, kReference };
+PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size);
+PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
+                                       int64_t condition_codes, int64_t scale, PriorSize size);
+PriorSize parse_prior_size(const std::string& name);
+
+}  // namespace vqvae2

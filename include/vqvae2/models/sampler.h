@@ -1,0 +1,58 @@
+// Ancestral sampling (MISSION.md §1.5): top codes from their prior, each lower level from its
+// conditional prior given the level above, then the VQ-VAE decoder.
+//
+// Two samplers produce the same distribution, code by code:
+//   sample_naive   the reference: one full forward pass of the prior per code (H·W passes);
+//   sample_cached  each code costs only its new work: the vertical stream once per row from the
+//                  rows above, the horizontal stream and attention once per position from caches.
+// Both draw one uniform number per (image, position) from the seed and pick the code by inverse
+// CDF, so with equal logits they pick equal codes; the tests hold the cached logits to the naive ones.
+#pragma once
+
+#include "vqvae2/models/prior.h"
+#include "vqvae2/models/vqvae.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+namespace vqvae2 {
+
+struct SamplingOptions {
+  double temperature = 1.0;  // logits / T; 0 = always the most likely code
+  int64_t top_k = 0;         // keep only the k most likely codes (0 = all)
+  double top_p = 1.0;        // keep the smallest set of codes with this much probability (1 = all)
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p)
+
+// logits [B, K], uniforms [B] in [0, 1) -> codes [B] (int64).
+torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options);
+
+// Called with every position's logits [B, K] (tests compare the samplers through it).
+using StepObserver = std::function<void(int64_t i, int64_t j, const torch::Tensor& logits)>;
+// Called after each finished row.
+using RowProgress = std::function<void(int64_t rows_done)>;
+
+// Codes [batch, H, W] of one level. `condition_codes` are the level above's codes (conditional
+// priors only). The result depends only on the weights, the condition, the options and `seed`.
+torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
+                           const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {});
+torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
+                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {},
+                            const RowProgress& progress = {});
+
+struct HierarchySample {
+  std::vector<torch::Tensor> codes;  // per level, bottom first
+  torch::Tensor images;              // x̂ [B, C, S, S] in [-1, 1]
+  std::vector<double> seconds;       // per level, bottom first; then the decoder's at the end
+};
+
+// Samples every level top-down with `priors` (index = level, bottom first) and decodes.
+HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
+                                 const SamplingOptions& options, uint64_t seed, bool naive = false,
+                                 const std::function<void(int64_t level, int64_t rows_done, int64_t rows)>& progress = {});
+
+}  // namespace vqvae2

@@ -1,0 +1,91 @@
+#include "vqvae2/core/device.h"
+
+#include "vqvae2/core/error.h"
+
+#include <torch/torch.h>
+
+#include <dlfcn.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <optional>
+#include <thread>
+
+namespace vqvae2 {
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+// OpenBLAS is reached through libblas.so.3, so its extensions are looked up at run time: with
+// another BLAS (MKL inside an official LibTorch, reference BLAS) these symbols are simply absent.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+SetThreads openblas_set() { return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
+GetThreads openblas_get() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
+}  // namespace
+
+int blas_threads() {
+  auto get = openblas_get();
+  return get ? get() : -1;
+}
+
+void set_blas_threads(int threads) {
+  if (auto set = openblas_set()) set(std::max(1, threads));
+}
+
+ThreadOptions configure_threads(const ThreadOptions& options) {
+  VQVAE2_CHECK(options.threads >= 0, "--threads must be 0 (all cores) or positive, got {}", options.threads);
+  VQVAE2_CHECK(options.blas_threads >= 0, "--blas-threads must be 0 (recommended) or positive, got {}",
+               options.blas_threads);
+  ThreadOptions resolved;
+  resolved.threads = options.threads > 0 ? options.threads : available_cores();
+  // One BLAS thread: our heavy work is convolutions on LibTorch's pool; BLAS is called from inside
+  // LibTorch's parallel loops, where extra BLAS threads only fight the pool for the same cores.
+  resolved.blas_threads = options.blas_threads > 0 ? options.blas_threads : 1;
+  at::set_num_threads(resolved.threads);
+  set_blas_threads(resolved.blas_threads);
+  return resolved;
+}
+
+torch::Device parse_device(const std::string& name) {
+  std::optional<torch::Device> device;
+  try {
+    device = torch::Device(name);
+  } catch (const std::exception&) {
+    fail("unknown device '{}': use cpu, cuda or cuda:N", name);
+  }
+  if (device->is_cuda()) {
+    VQVAE2_CHECK(torch::cuda::is_available(),
+                 "--device {} asked for CUDA, but this LibTorch has no CUDA support or sees no GPU; "
+                 "use --device cpu, or build against a CUDA-enabled LibTorch",
+                 name);
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    VQVAE2_CHECK(!device->has_index() || device->index() < count, "--device {}: only {} CUDA device(s) visible",
+                 name, count);
+  } else {
+    VQVAE2_CHECK(device->is_cpu(), "unsupported device '{}': use cpu, cuda or cuda:N", name);
+  }
+  return *device;
+}
+
+void seed_everything(uint64_t seed) {
+  torch::manual_seed(seed);
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
+}
+
+uint64_t step_seed(uint64_t seed, int64_t step) {
+  // splitmix64 of (seed, step): neighbouring steps get unrelated streams.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(step) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (z ^ (z >> 31)) >> 1;  // LibTorch seeds are taken as signed 64-bit in places
+}
+
+}  // namespace vqvae2

@@ -1,0 +1,37 @@
+#include "vqvae2/models/gated.h"
+
+namespace vqvae2 {
+
+namespace nn = torch::nn;
+
+torch::Tensor gate(const torch::Tensor& x, int64_t dim) {
+  const auto halves = x.chunk(2, dim);
+  return torch::tanh(halves[0]) * torch::sigmoid(halves[1]);
+}
+
+torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  return fn(map.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // [B,C,H,W] -> [B,H,W,C] -> fn -> back
+}
+
+PointwiseGatedImpl::PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout)
+    : first_(register_module("first", nn::Linear(channels, hidden))),
+      second_(register_module("second", nn::Linear(hidden, 2 * channels))),
+      dropout_(register_module("dropout", nn::Dropout(dropout))) {
+  if (aux_channels > 0) aux_ = register_module("aux", nn::Linear(aux_channels, hidden));
+}
+
+torch::Tensor PointwiseGatedImpl::forward(const torch::Tensor& x, const torch::Tensor& aux) {
+  if (x.dim() == 4) {  // a map [B, C, H, W]: work channels-last
+    const auto aux_last = aux.defined() ? aux.permute({0, 2, 3, 1}) : aux;
+    return channels_last(x.permute({0, 2, 3, 1}), aux_last).permute({0, 3, 1, 2});
+  }
+  return channels_last(x, aux);
+}
+
+torch::Tensor PointwiseGatedImpl::channels_last(const torch::Tensor& x, const torch::Tensor& aux) {
+  auto a = first_(torch::elu(x));
+  if (aux_) a = a + aux_(torch::elu(aux));
+  return x + gate(second_(dropout_(torch::elu(a))), /*dim=*/-1);
+}
+
+}  // namespace vqvae2

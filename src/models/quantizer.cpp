@@ -1,0 +1,184 @@
+#include "vqvae2/models/quantizer.h"
+
+#include "vqvae2/core/error.h"
+
+namespace vqvae2 {
+
+void QuantizerOptions::validate() const {
+  VQVAE2_CHECK(codes >= 1 && codes <= 65535, "codebook size K must be in [1, 65535], got {}", codes);
+  VQVAE2_CHECK(dim >= 1 && dim <= 8192, "code width D must be in [1, 8192], got {}", dim);
+  VQVAE2_CHECK(beta >= 0, "commitment cost beta must be non-negative, got {}", beta);
+  VQVAE2_CHECK(decay > 0 && decay < 1, "EMA decay gamma must be in (0, 1), got {}", decay);
+  VQVAE2_CHECK(epsilon > 0, "Laplace epsilon must be positive, got {}", epsilon);
+  VQVAE2_CHECK(dead_code_threshold >= 0, "dead-code threshold must be non-negative, got {}", dead_code_threshold);
+}
+
+namespace functional {
+
+torch::Tensor nearest_codes(const torch::Tensor& z, const torch::Tensor& codebook) {
+  torch::NoGradGuard no_grad;
+  // scores[n, j] = ||e_j||² - 2 z_n·e_j   ([N, K]); argmin over j.
+  const auto e_sq = codebook.pow(2).sum(1);
+  const auto scores = torch::addmm(e_sq.unsqueeze(0), z, codebook.t(), /*beta=*/1, /*alpha=*/-2);
+  return scores.argmin(1);
+}
+
+torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_q) {
+  return z_e + (z_q - z_e).detach();
+}
+
+torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes) {
+  return torch::zeros({num_codes}, torch::TensorOptions().dtype(torch::kFloat).device(codes.device()))
+      .index_add_(0, codes.reshape(-1), torch::ones({codes.numel()}, torch::TensorOptions().device(codes.device())));
+}
+
+torch::Tensor perplexity(const torch::Tensor& counts) {
+  const auto p = counts / counts.sum().clamp_min(1);
+  const auto entropy = -(p * p.clamp_min(1e-12).log()).sum();
+  return entropy.exp();
+}
+
+void ema_update(torch::Tensor& cluster_size, torch::Tensor& embed_sum, torch::Tensor& codebook,
+                const torch::Tensor& counts, const torch::Tensor& sums, double decay, double epsilon) {
+  torch::NoGradGuard no_grad;
+  const auto num_codes = static_cast<double>(cluster_size.size(0));
+  cluster_size.mul_(decay).add_(counts, 1 - decay);  // N_i
+  embed_sum.mul_(decay).add_(sums, 1 - decay);       // m_i
+  const auto total = cluster_size.sum();
+  const auto smoothed = (cluster_size + epsilon) / (total + num_codes * epsilon) * total;
+  codebook.copy_(embed_sum / smoothed.unsqueeze(1));  // e_i = m_i / Ñ_i
+}
+
+torch::Tensor flatten_channels_last(const torch::Tensor& z) {
+  // [B, D, H, W] -> [B, H, W, D] -> [B*H*W, D]
+  return z.permute({0, 2, 3, 1}).reshape({-1, z.size(1)});
+}
+
+torch::Tensor unflatten_channels_last(const torch::Tensor& z, const torch::IntArrayRef& shape) {
+  // [B*H*W, D] -> [B, H, W, D] -> [B, D, H, W]
+  return z.reshape({shape[0], shape[2], shape[3], shape[1]}).permute({0, 3, 1, 2});
+}
+
+}  // namespace functional
+
+QuantizerImpl::QuantizerImpl(const QuantizerOptions& options) : options_(options) {
+  options_.validate();
+  // N starts at one per code: an unused code then decays towards zero together with its m_i, so
+  // e_i = m_i / Ñ_i stays where it is instead of being divided by ε (a classic way to lose codes).
+  cluster_size_ = register_buffer("cluster_size", torch::ones({options_.codes}));
+  initialised_ = register_buffer("initialised", torch::zeros({}, torch::kFloat));
+  restarts_ = register_buffer("restarts", torch::zeros({}, torch::kLong));
+}
+
+QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
+  VQVAE2_CHECK(z_e.dim() == 4 && z_e.size(1) == options_.dim,
+               "quantizer expects z_e of shape [B, {}, H, W], got {}", options_.dim, shape_of(z_e.sizes()));
+  const auto z = functional::flatten_channels_last(z_e);  // [N, D]
+
+  if (is_training() && options_.init_from_data && initialised_.item<float>() == 0) {
+    torch::NoGradGuard no_grad;
+    const auto picks = torch::randint(z.size(0), {options_.codes}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
+    overwrite(torch::arange(options_.codes, picks.options()), z.detach().index_select(0, picks));
+    initialised_.fill_(1);
+  }
+
+  const auto codes = functional::nearest_codes(z.detach(), codebook());  // [N]
+  const auto e_k = codebook().index_select(0, codes);                      // [N, D]
+  const auto counts = functional::code_counts(codes, options_.codes);      // [K]
+
+  QuantizerOutput out;
+  out.codebook_loss = codebook_loss(z, e_k);
+  out.commitment_loss = options_.beta * torch::mse_loss(z, e_k.detach());
+  out.z_q = functional::unflatten_channels_last(functional::straight_through(z, e_k), z_e.sizes());
+  out.codes = codes.reshape({z_e.size(0), z_e.size(2), z_e.size(3)});
+  out.perplexity = functional::perplexity(counts);
+  out.usage = (counts > 0).sum().to(torch::kFloat) / static_cast<double>(options_.codes);
+
+  if (is_training()) {
+    torch::NoGradGuard no_grad;
+    update(z.detach(), codes, counts);
+    if (options_.dead_code_threshold > 0) restart_dead_codes(z.detach());
+  }
+  return out;
+}
+
+torch::Tensor QuantizerImpl::embed(const torch::Tensor& codes) const {
+  VQVAE2_CHECK(codes.dim() == 3, "codes must have shape [B, H, W], got {}", shape_of(codes.sizes()));
+  VQVAE2_CHECK(codes.numel() == 0 || (codes.min().item<int64_t>() >= 0 && codes.max().item<int64_t>() < options_.codes),
+               "codes must lie in [0, {}), got values in [{}, {}]", options_.codes, codes.min().item<int64_t>(),
+               codes.max().item<int64_t>());
+  const auto e = codebook().index_select(0, codes.reshape(-1).to(torch::kLong));  // [B*H*W, D]
+  return functional::unflatten_channels_last(e, {codes.size(0), options_.dim, codes.size(1), codes.size(2)});
+}
+
+void QuantizerImpl::restart_dead_codes(const torch::Tensor& z) {
+  // A code whose EMA count N_i has fallen below the threshold receives (almost) no vectors: move it
+  // onto a random encoder output of this batch, where it will be used. Its N_i restarts at the
+  // threshold; unused again, it is restarted again at the next step.
+  const auto dead = (cluster_size_ < options_.dead_code_threshold).nonzero().reshape(-1);
+  const auto n_dead = dead.numel();
+  if (n_dead == 0) return;
+  const auto picks = torch::randint(z.size(0), {n_dead}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
+  overwrite(dead, z.index_select(0, picks));
+  restarts_.add_(n_dead);
+}
+
+void QuantizerImpl::pretty_print(std::ostream& stream) const {
+  stream << name() << "(K=" << options_.codes << ", D=" << options_.dim << ", beta=" << options_.beta;
+  if (options_.ema) stream << ", gamma=" << options_.decay;
+  if (options_.dead_code_threshold > 0) stream << ", dead_code_threshold=" << options_.dead_code_threshold;
+  stream << ")";
+}
+
+// ---- codebook loss (VQ-VAE-1) --------------------------------------------------------------------
+
+VectorQuantizerImpl::VectorQuantizerImpl(const QuantizerOptions& options) : QuantizerImpl(options) {
+  const double bound = 1.0 / static_cast<double>(options_.codes);
+  codebook_ = register_parameter("codebook", torch::empty({options_.codes, options_.dim}).uniform_(-bound, bound));
+}
+
+void VectorQuantizerImpl::update(const torch::Tensor&, const torch::Tensor&, const torch::Tensor& counts) {
+  // e learns by gradient; only the usage statistics move here.
+  cluster_size_.mul_(options_.decay).add_(counts, 1 - options_.decay);
+}
+
+void VectorQuantizerImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
+  torch::NoGradGuard no_grad;
+  codebook_.index_copy_(0, which, values);
+  cluster_size_.index_fill_(0, which, std::max(options_.dead_code_threshold, 1.0));
+}
+
+torch::Tensor VectorQuantizerImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const {
+  return torch::mse_loss(e_k, z.detach());  // ||sg[z_e] - e||²: reaches e only
+}
+
+// ---- EMA (VQ-VAE-2) -------------------------------------------------------------------------------
+
+VectorQuantizerEMAImpl::VectorQuantizerEMAImpl(const QuantizerOptions& options) : QuantizerImpl(options) {
+  codebook_ = register_buffer("codebook", torch::randn({options_.codes, options_.dim}));
+  embed_sum_ = register_buffer("embed_sum", codebook_.clone());  // m_i = N_i e_i with N_i = 1
+}
+
+void VectorQuantizerEMAImpl::update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) {
+  const auto sums = torch::zeros_like(embed_sum_).index_add_(0, codes, z);  // Σ_j z_ij  [K, D]
+  functional::ema_update(cluster_size_, embed_sum_, codebook_, counts, sums, options_.decay, options_.epsilon);
+}
+
+void VectorQuantizerEMAImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
+  // Keep e_i = m_i / N_i consistent: N_i = n0, m_i = n0 * value.
+  const double n0 = std::max(options_.dead_code_threshold, 1.0);
+  codebook_.index_copy_(0, which, values);
+  embed_sum_.index_copy_(0, which, values * n0);
+  cluster_size_.index_fill_(0, which, n0);
+}
+
+torch::Tensor VectorQuantizerEMAImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor&) const {
+  return torch::zeros({}, z.options());
+}
+
+std::shared_ptr<QuantizerImpl> make_quantizer(const QuantizerOptions& options) {
+  if (options.ema) return std::make_shared<VectorQuantizerEMAImpl>(options);
+  return std::make_shared<VectorQuantizerImpl>(options);
+}
+
+}  // namespace vqvae2

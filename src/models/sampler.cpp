@@ -1,0 +1,147 @@
+#include "vqvae2/models/sampler.h"
+
+#include "vqvae2/core/error.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+
+namespace vqvae2 {
+
+void SamplingOptions::validate() const {
+  VQVAE2_CHECK(temperature >= 0 && std::isfinite(temperature), "--temperature must be >= 0, got {}", temperature);
+  VQVAE2_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = off), got {}", top_k);
+  VQVAE2_CHECK(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1], got {}", top_p);
+}
+
+torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options) {
+  const auto K = logits.size(1);
+  if (options.temperature == 0) return logits.argmax(1);
+  auto x = logits.to(torch::kFloat) / options.temperature;
+  if (options.top_k > 0 && options.top_k < K) {
+    const auto kth = std::get<0>(x.topk(options.top_k, 1)).slice(1, options.top_k - 1, options.top_k);
+    x = x.masked_fill(x < kth, -std::numeric_limits<float>::infinity());
+  }
+  auto probabilities = torch::softmax(x, 1);
+  if (options.top_p < 1) {
+    // Keep the most likely codes until their mass reaches top_p (always at least one).
+    const auto [sorted, order] = probabilities.sort(1, /*descending=*/true);
+    const auto mass_before = sorted.cumsum(1) - sorted;
+    const auto kept = sorted.masked_fill(mass_before >= options.top_p, 0);
+    probabilities = torch::zeros_like(probabilities).scatter(1, order, kept);
+  }
+  // Inverse CDF: the first code whose cumulative probability exceeds u.
+  auto cdf = probabilities.cumsum(1);
+  cdf = cdf / cdf.slice(1, K - 1, K);
+  const auto u = uniforms.to(cdf.device(), torch::kFloat).unsqueeze(1);
+  return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(K - 1);
+}
+
+namespace {
+
+// [H·W, B] uniforms from their own generator: the same numbers for both samplers and any device.
+torch::Tensor draw_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  return torch::rand({positions, batch}, generator, torch::TensorOptions().dtype(torch::kFloat));
+}
+
+// What both samplers start from: eval mode, the uniforms, an all-zero code map on the prior's device.
+struct Start {
+  int64_t height, width;
+  torch::Device device;
+  torch::Tensor uniforms, codes;
+};
+
+Start start(Prior& prior, int64_t batch, const SamplingOptions& options, uint64_t seed) {
+  options.validate();
+  VQVAE2_CHECK(batch >= 1, "the sampling batch must be positive, got {}", batch);
+  prior->eval();
+  const auto H = prior->options().height, W = prior->options().width;
+  const auto device = prior->parameters().front().device();
+  return {H, W, device, draw_uniforms(H * W, batch, seed),
+          torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device))};
+}
+
+}  // namespace
+
+torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
+                           const SamplingOptions& options, uint64_t seed, const StepObserver& observer) {
+  torch::InferenceMode inference;
+  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
+  const auto condition = condition_codes.defined() ? condition_codes.to(device) : condition_codes;
+  for (int64_t i = 0; i < H; ++i) {
+    for (int64_t j = 0; j < W; ++j) {
+      // The whole map through the whole network, for one position's logits.
+      const auto logits = prior->forward(codes, condition).select(3, j).select(2, i);  // [B, K]
+      if (observer) observer(i, j, logits);
+      codes.select(2, j).select(1, i).copy_(pick_codes(logits, uniforms[i * W + j], options));
+    }
+  }
+  return codes;
+}
+
+torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
+                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer,
+                            const RowProgress& progress) {
+  torch::InferenceMode inference;
+  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
+  const auto condition = prior->options().conditional ? prior->condition_features(condition_codes.to(device))
+                                                      : torch::Tensor();
+  auto& stack = prior->stack();
+  auto state = stack.begin(batch, H, W, condition);
+  for (int64_t i = 0; i < H; ++i) {
+    stack.begin_row(state, i);
+    for (int64_t j = 0; j < W; ++j) {
+      const auto logits = stack.logits_at(state, i, j);
+      if (observer) observer(i, j, logits);
+      const auto picked = pick_codes(logits, uniforms[i * W + j], options);
+      codes.select(2, j).select(1, i).copy_(picked);
+      stack.commit(state, i, j, picked);
+    }
+    if (progress) progress(i + 1);
+  }
+  return codes;
+}
+
+HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
+                                 const SamplingOptions& options, uint64_t seed, bool naive,
+                                 const std::function<void(int64_t, int64_t, int64_t)>& progress) {
+  const auto& model = vqvae->options();
+  const auto L = model.levels();
+  VQVAE2_CHECK(static_cast<int64_t>(priors.size()) == L, "sampling needs one prior per level ({}), got {}", L,
+               priors.size());
+  for (int64_t l = 0; l < L; ++l) {
+    const auto& o = priors[l]->options();
+    VQVAE2_CHECK(o.level == l && o.height == model.latent_size(l) && o.width == model.latent_size(l) &&
+                     o.stack.codes == model.codes_at(l),
+                 "the prior given for level {} models {}x{} codes with K={} of level {}, but the VQ-VAE's level {} "
+                 "is {}x{} with K={}",
+                 l, o.height, o.width, o.stack.codes, o.level, l, model.latent_size(l), model.latent_size(l),
+                 model.codes_at(l));
+    VQVAE2_CHECK(o.conditional == (l + 1 < L), "the level-{} prior must {}be conditional", l, l + 1 < L ? "" : "not ");
+  }
+  HierarchySample result;
+  result.codes.resize(L);
+  result.seconds.assign(L + 1, 0.0);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto condition = l + 1 < L ? result.codes[l + 1] : torch::Tensor();
+    const auto level_seed = seed * 1000003 + static_cast<uint64_t>(l);
+    const auto rows = priors[l]->options().height;
+    result.codes[l] = naive ? sample_naive(priors[l], batch, condition, options, level_seed)
+                            : sample_cached(priors[l], batch, condition, options, level_seed, {}, [&](int64_t done) {
+                                if (progress) progress(l, done, rows);
+                              });
+    result.seconds[l] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  {
+    torch::InferenceMode inference;
+    vqvae->eval();
+    result.images = vqvae->decode_codes(result.codes);
+  }
+  result.seconds[L] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace vqvae2
