@@ -17,6 +17,11 @@
 
 namespace vqvae2 {
 
+void ImageFormat::validate() const {
+  VQVAE2_CHECK(size >= 1 && size <= 16384, "image size must be in [1, 16384], got {}", size);
+  VQVAE2_CHECK(channels == 1 || channels == 3, "channels must be 1 (grey) or 3 (RGB), got {}", channels);
+}
+
 namespace {
 
 void check_dimensions(const std::string& name, int width, int height, int64_t max_pixels = kMaxImagePixels) {

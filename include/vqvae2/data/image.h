@@ -14,6 +14,14 @@ namespace vqvae2 {
 // Largest image we agree to decode (width × height); bigger files are refused before decoding.
 constexpr int64_t kMaxImagePixels = int64_t{1} << 26;  // 67 M pixels, e.g. 8192 × 8192
 
+// What every image becomes: uint8 [channels, size, size]. The model decides it (VQVAEOptions), so
+// it is passed to the data set rather than stored twice.
+struct ImageFormat {
+  int64_t size = 32;     // S
+  int64_t channels = 1;  // 1 = grey, 3 = RGB
+  void validate() const;
+};
+
 struct ImageInfo {
   int width = 0, height = 0, channels = 0;  // as stored in the file
 };

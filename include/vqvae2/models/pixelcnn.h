@@ -75,14 +75,14 @@ struct GatedPixelCNNOptions {
   int64_t heads = 8;                 // attention heads
   double dropout = 0.1;
   int64_t out_res_blocks = 1;        // 1×1 gated units between the stack and the logits
-  int64_t condition_channels = 0;    // channels of the conditioning map entering every layer (0 = none)
+  int64_t condition_channels = 0;    // channels of the conditioning map entering every layer (0 = none);
+                                     // a Prior sets it from its conditioning stack, so it is not stored
 
   int64_t layers() const { return blocks * res_blocks; }
   void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GatedPixelCNNOptions, codes, channels, res_channels, kernel, blocks,
-                                                res_blocks, attention, heads, dropout, out_res_blocks,
-                                                condition_channels)
+                                                res_blocks, attention, heads, dropout, out_res_blocks)
 
 class CausalAttentionBlockImpl;
 
