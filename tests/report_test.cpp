@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace vqvae2 {
@@ -229,8 +230,11 @@ TEST(Plot, TicksAreRoundNumbersInsideTheRange) {
 TEST(Plot, FitScaleGoesLogOnlyForValuesSpanningADecade) {
   const auto falling = plot::fit_scale({2.5, 0.6, 0.05}, 200, 20, true);
   EXPECT_TRUE(falling.log);
-  EXPECT_DOUBLE_EQ(falling.lo, 0.01);
-  EXPECT_DOUBLE_EQ(falling.hi, 10);
+  EXPECT_DOUBLE_EQ(falling.lo, 0.05);
+  EXPECT_DOUBLE_EQ(falling.hi, 5);
+  const auto decades = plot::fit_scale({0.1, 1.0}, 200, 20, true);
+  EXPECT_DOUBLE_EQ(decades.lo, 0.1);
+  EXPECT_DOUBLE_EQ(decades.hi, 1);
   EXPECT_FALSE(plot::fit_scale({2.5, 0.6, 0.05}, 200, 20, false).log);
   EXPECT_FALSE(plot::fit_scale({0, 5, 50}, 200, 20, true).log) << "zero cannot be drawn on a log scale";
   const auto narrow = plot::fit_scale({6.48, 19.5}, 200, 20, true);
@@ -313,6 +317,19 @@ TEST(Report, HtmlIsWellFormedAndItsCurvesAreTheLoggedValues) {
                                       "usage[1]", "val_usage[0]", "val_usage[1]", "perplexity[0]", "perplexity[1]",
                                       "val_perplexity[0]", "val_perplexity[1]", "images_per_second"}))
       << "the codebook loss is zero throughout and the learning rate constant: no lines for them";
+  const auto stroke = [&](const std::string& key) {
+    return std::string(doc.select_node(("//*[local-name()='polyline'][@data-key='" + key + "']").c_str())
+                           .node()
+                           .attribute("stroke")
+                           .value());
+  };
+  EXPECT_EQ(stroke("usage[0]"), stroke("val_usage[0]")) << "a figure and its held-out twin share a colour";
+  EXPECT_NE(stroke("usage[0]"), stroke("usage[1]"));
+  std::set<std::string> frame_widths;
+  for (const auto& frame : doc.select_nodes("//*[local-name()='rect'][@class='frame']")) {
+    frame_widths.insert(frame.node().attribute("width").value());
+  }
+  EXPECT_EQ(frame_widths.size(), 1u) << "the charts' plot areas line up";
   const auto loss_chart = doc.select_node("//*[local-name()='svg'][*[@class='title']='Loss']").node();
   EXPECT_NE(std::string(loss_chart.find_child_by_attribute("text", "class", "y-label").child_value()).find("log scale"),
             std::string::npos)
@@ -414,6 +431,8 @@ TEST(Plot, OverlaysRunsOneColourEachOnTheirHeadlineFigure) {
   for (const auto& [run, log] : {std::pair{"small", a}, std::pair{"wide", b}}) {
     const auto chart = doc.select_node(("//*[local-name()='svg'][*[@data-run='" + std::string(run) + "']]").c_str()).node();
     const auto x = read_axis(chart, "tick-x", false);
+    const std::string y_label = chart.find_child_by_attribute("text", "class", "y-label").child_value();
+    EXPECT_NE(y_label.find("log scale"), std::string::npos) << "MSE from 0.5 to 0.01";
     const auto y = read_axis(chart, "tick-y", true);
     const auto points = points_of(chart.find_child_by_attribute("polyline", "data-run", run));
     const auto logged = expected_from(log).at("val_mse");
@@ -446,6 +465,12 @@ TEST(Plot, ArrayFiguresGiveOneDashedLinePerLevelAndChartsStack) {
   std::string first_legend = usage.select_node("*[@class='legend']/*[local-name()='text']").node().child_value();
   EXPECT_EQ(first_legend, dir.file("a/vqvae") + " usage[0]") << "two runs called vqvae are named by their paths";
   EXPECT_EQ(check_charts_against_log(doc, expected_from(log)).size(), 6u);
+  // Usage is scaled as in the report: linear, from zero.
+  EXPECT_STREQ(usage.find_child_by_attribute("text", "class", "y-label").child_value(), "fraction of codes used");
+  EXPECT_STREQ(usage.find_child_by_attribute("g", "class", "tick-y").child("text").child_value(), "0");
+  // The plot areas line up although the legends differ.
+  EXPECT_STREQ(usage.find_child_by_attribute("rect", "class", "frame").attribute("width").value(),
+               charts[1].node().find_child_by_attribute("rect", "class", "frame").attribute("width").value());
 }
 
 TEST(Plot, UnknownKeysAndFoldersWithoutALogAreRefused) {

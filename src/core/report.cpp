@@ -162,8 +162,18 @@ Scale fit_scale(const std::vector<double>& values, double pixel_lo, double pixel
   }
   if (allow_log && lo > 0 && hi >= 10 * lo) {
     scale.log = true;
-    scale.lo = decimal(1, static_cast<int>(std::floor(std::log10(lo) + 1e-12)));
-    scale.hi = decimal(1, static_cast<int>(std::ceil(std::log10(hi) - 1e-12)));
+    // The nearest 1, 2 or 5 times a power of ten outside the values: whole decades would leave
+    // most of the chart empty when the values end just past one.
+    const int low_decade = static_cast<int>(std::floor(std::log10(lo) + 1e-12));
+    scale.lo = decimal(1, low_decade);
+    for (const double m : {2.0, 5.0}) {
+      if (decimal(m, low_decade) <= lo) scale.lo = decimal(m, low_decade);
+    }
+    const int high_decade = static_cast<int>(std::floor(std::log10(hi) - 1e-12));
+    scale.hi = decimal(10, high_decade);
+    for (const double m : {5.0, 2.0, 1.0}) {
+      if (decimal(m, high_decade) >= hi) scale.hi = decimal(m, high_decade);
+    }
     return scale;
   }
   if (hi == lo) {
@@ -247,6 +257,15 @@ constexpr double kCharWidth = 7.0;  // an estimate of a 12px sans-serif characte
 
 }  // namespace
 
+double legend_width(const std::vector<Line>& lines) {
+  size_t longest = 0;
+  for (const auto& line : lines) {
+    const bool empty = !line.series || line.series->steps.empty();
+    longest = std::max(longest, line.name.size() + (empty ? 10 : 0));  // " (no data)"
+  }
+  return std::clamp(40 + kCharWidth * static_cast<double>(longest), 80.0, 300.0);
+}
+
 double chart_height(const std::vector<Line>& lines, const ChartOptions& options) {
   return std::max(options.height, 20.0 * static_cast<double>(lines.size()) + 40);
 }
@@ -254,10 +273,8 @@ double chart_height(const std::vector<Line>& lines, const ChartOptions& options)
 std::string chart_svg(const std::vector<Line>& lines, const ChartOptions& options) {
   const auto attributes = options.top >= 0 ? fmt::format("y=\"{}\"", options.top)
                                            : std::string("xmlns=\"http://www.w3.org/2000/svg\"");
-  size_t longest = 0;
-  for (const auto& line : lines) longest = std::max(longest, line.name.size() + (line.series ? 0 : 10));
-  const double legend_width = std::clamp(30 + kCharWidth * static_cast<double>(longest), 80.0, 300.0);
-  const double left = 70, top = 30, right = options.width - legend_width - 16;
+  const double legend = options.legend_width > 0 ? options.legend_width : legend_width(lines);
+  const double left = 70, top = 30, right = options.width - legend - 16;
   const double height = chart_height(lines, options);
   const double bottom = height - 42;
 
@@ -361,7 +378,7 @@ struct Family {
 const std::vector<Family>& families() {
   static const std::vector<Family> list = {
       {"Loss", "loss", {"loss", "commitment_loss", "codebook_loss", "nll_nats"}},
-      {"Reconstruction error", "mean squared error (pixels in [-1, 1])", {"reconstruction_mse", "mse"}},
+      {"Reconstruction error", "MSE (pixels in [-1, 1])", {"reconstruction_mse", "mse"}},
       {"Reconstruction PSNR", "PSNR (dB)", {"psnr"}, false},
       {"Code usage per level (0 = bottom)", "fraction of codes used", {"usage"}, false, true},
       {"Codebook perplexity per level (0 = bottom)", "perplexity", {"perplexity"}},
@@ -388,20 +405,31 @@ bool varies(const Series& s) {
                                   *std::min_element(s.values.begin(), s.values.end());
 }
 
-std::string chart_for(const MetricsHistory& history, const Family& family, std::vector<std::string> keys) {
+struct Chart {
+  std::vector<plot::Line> lines;
+  plot::ChartOptions options;
+};
+
+Chart chart_for(const MetricsHistory& history, const Family& family, std::vector<std::string> keys) {
   std::sort(keys.begin(), keys.end(),
             [&](const std::string& a, const std::string& b) { return series_before(a, b, family.bases); });
-  std::vector<plot::Line> lines;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const bool held_out = keys[i].rfind("val_", 0) == 0;
-    lines.push_back({keys[i], "", keys[i], &history.series.at(keys[i]), plot::colour(i), held_out ? "5,3" : "", held_out});
+  // A figure and its held-out twin ("usage[0]", "val_usage[0]") share a colour; the held-out one
+  // is dashed, with a dot at each evaluation.
+  std::vector<std::string> figures;
+  Chart chart;
+  for (const auto& key : keys) {
+    const bool held_out = key.rfind("val_", 0) == 0;
+    const auto figure = held_out ? key.substr(4) : key;
+    auto at = std::find(figures.begin(), figures.end(), figure);
+    if (at == figures.end()) at = figures.insert(figures.end(), figure);
+    const auto colour = plot::colour(static_cast<size_t>(at - figures.begin()));
+    chart.lines.push_back({key, "", key, &history.series.at(key), colour, held_out ? "5,3" : "", held_out});
   }
-  plot::ChartOptions options;
-  options.title = family.title;
-  options.y_label = family.y_label;
-  options.allow_log = family.allow_log;
-  options.include_zero = family.include_zero;
-  return plot::chart_svg(lines, options);
+  chart.options.title = family.title;
+  chart.options.y_label = family.y_label;
+  chart.options.allow_log = family.allow_log;
+  chart.options.include_zero = family.include_zero;
+  return chart;
 }
 
 std::string base64(const std::vector<uint8_t>& bytes) {
@@ -524,6 +552,7 @@ std::string write_report(const std::string& run_dir) {
   html += "<h2>Curves</h2>\n";
   if (!have_metrics) html += "<p>No metrics.jsonl yet.</p>\n";
   std::set<std::string> drawn;
+  std::vector<Chart> charts;
   const auto draw = [&](const Family& family) {
     std::vector<std::string> keys;
     for (const auto& [key, series] : history.series) {
@@ -541,13 +570,19 @@ std::string write_report(const std::string& run_dir) {
       return;
     }
     drawn.insert(keys.begin(), keys.end());
-    html += chart_for(history, family, keys);
+    charts.push_back(chart_for(history, family, keys));
   };
   for (const auto& family : families()) draw(family);
   for (const auto& [key, series] : history.series) {
     if (drawn.count(key)) continue;
     const auto base = base_of(key);
     draw({base, base, {base}});
+  }
+  double legend = 0;  // the same for every chart, so that their plot areas line up
+  for (const auto& chart : charts) legend = std::max(legend, plot::legend_width(chart.lines));
+  for (auto& chart : charts) {
+    chart.options.legend_width = legend;
+    html += plot::chart_svg(chart.lines, chart.options);
   }
 
   // Grids: the newest of each kind, embedded.
@@ -607,12 +642,11 @@ void write_plot(const std::vector<std::string>& run_dirs, const std::vector<std:
   }
   VQVAE2_CHECK(!wanted.empty(), "the runs have no figures to plot yet (their metrics.jsonl hold no evaluation or loss)");
 
+  // One panel per key; within it one colour per run, and one dash pattern per level of an array figure.
   static const char* dashes[] = {"", "6,3", "2,2", "8,3,2,3"};
-  std::string body;
-  double offset = 0;
-  const double width = 760;
+  std::vector<std::vector<plot::Line>> panels;
   for (const auto& key : wanted) {
-    std::vector<plot::Line> lines;
+    auto& lines = panels.emplace_back();
     bool any = false;
     for (size_t r = 0; r < histories.size(); ++r) {
       std::vector<std::string> expanded;
@@ -634,14 +668,32 @@ void write_plot(const std::vector<std::string>& run_dirs, const std::vector<std:
                          plot::colour(r), dashes[e % 4], key.rfind("val_", 0) == 0});
       }
     }
-    VQVAE2_CHECK(any, "no run has a figure '{}'; the runs have: {}", key, fmt::join(available, ", "));
+    VQVAE2_CHECK(any, "no run has a figure '{}'; the runs have: {} (an array figure such as 'usage' names every level)",
+                 key, fmt::join(available, ", "));
+  }
+
+  // Panels stacked, their plot areas aligned: the widest legend sets every panel's.
+  double legend = 0;
+  for (const auto& lines : panels) legend = std::max(legend, plot::legend_width(lines));
+  std::string body;
+  double offset = 0;
+  const double width = 760;
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    const auto base = base_of(wanted[k]);
+    const auto& list = families();
+    const auto family = std::find_if(list.begin(), list.end(), [&](const Family& f) {
+      return std::find(f.bases.begin(), f.bases.end(), base) != f.bases.end();
+    });
     plot::ChartOptions options;
-    options.title = key;
-    options.y_label = key;
+    options.title = wanted[k];
+    options.y_label = family == list.end() ? wanted[k] : family->y_label;
+    options.allow_log = family == list.end() || family->allow_log;
+    options.include_zero = family != list.end() && family->include_zero;
     options.width = width;
+    options.legend_width = legend;
     options.top = offset;
-    body += plot::chart_svg(lines, options);
-    offset += plot::chart_height(lines, options);
+    body += plot::chart_svg(panels[k], options);
+    offset += plot::chart_height(panels[k], options);
   }
   const auto svg = fmt::format(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" "

@@ -76,7 +76,7 @@ std::vector<double> ticks(const Scale& scale, int target = 5);
 std::string tick_label(double value);
 
 // A scale over `values` for pixels [pixel_lo, pixel_hi]. Linear scales are widened to round ticks
-// at both ends; log scales to whole decades. With `allow_log`, log is chosen when every value is
+// at both ends; log scales to the nearest 1, 2 or 5 times a power of ten. With `allow_log`, log is chosen when every value is
 // positive and the largest is at least 10 times the smallest (losses falling over decades). A
 // single value (or none) gets a range around it.
 Scale fit_scale(const std::vector<double>& values, double pixel_lo, double pixel_hi, bool allow_log);
@@ -114,12 +114,16 @@ struct ChartOptions {
   bool allow_log = true;      // log y when the values span a decade or more
   bool include_zero = false;  // y axis from 0 (usage, throughput)
   size_t max_points = 1000;   // per line, after decimate()
+  double legend_width = 0;    // 0: legend_width(lines)
   double top = -1;            // >= 0: nested at this y in a larger <svg>; else standalone (xmlns)
 };
 
 // One chart as an <svg> element; its legend lists every line, "(no data)" after those without
 // points.
 std::string chart_svg(const std::vector<Line>& lines, const ChartOptions& options);
+
+// The room the legend takes beside the plot: its longest entry, within [80, 300] pixels.
+double legend_width(const std::vector<Line>& lines);
 
 // Its height: options.height, or more when the legend needs it.
 double chart_height(const std::vector<Line>& lines, const ChartOptions& options);
@@ -141,7 +145,8 @@ std::string colour(size_t i);
 std::string write_report(const std::string& run_dir);
 
 // Writes one SVG comparing runs: one chart per key, one colour per run, a legend with the runs'
-// names (their folder names, or their paths where two folders share a name). A key names a series
+// names (their folder names, or their paths where two folders share a name); the panels stacked,
+// with their plot areas aligned, each scaled as its figure is in the report. A key names a series
 // ("val_mse", "usage[0]") or an array figure ("usage": every level, told apart by dashes). With no
 // keys, the headline_key() of each run. Throws vqvae2::Error (listing the keys there are) when no
 // run has a key asked for, or a run folder has no metrics.jsonl.
