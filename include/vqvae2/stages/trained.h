@@ -66,6 +66,9 @@ using TrainedPrior = Trained<PriorKind>;
 // A run folder or a checkpoint file -> the checkpoint file of `kind` (<folder>/<kind>.ckpt).
 std::string checkpoint_path(const std::string& run_or_file, const std::string& kind);
 
+// A run folder holding one checkpoint (of any kind), or a checkpoint file -> the checkpoint file.
+std::string any_checkpoint_path(const std::string& run_or_file);
+
 // Builds the model a checkpoint describes and loads its weights, in eval mode on `device`.
 template <typename Kind>
 Trained<Kind> load(const ModelCheckpoint& checkpoint, const torch::Device& device) {
