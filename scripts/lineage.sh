@@ -3,7 +3,7 @@
 # codebook loss, gated PixelCNN prior) and VQ-VAE-2 (two levels, PixelSNAIL + conditional prior),
 # trained with the same steps, then `vqvae2 compare`: runs/lineage/compare/{compare.md,compare.json,
 # samples.png}. Running it again continues that run. Extra arguments go to `vqvae2 pipeline
-# --lineage`; the README's table came from `scripts/lineage.sh --prior-steps 200`.
+# --lineage`; the README's table came from `scripts/lineage.sh --vqvae-steps 200 --prior-steps 100`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
