@@ -47,6 +47,10 @@ Command add_pipeline(CLI::App& top, Common& common);
 Command add_evaluate(CLI::App& top, Common& common);
 Command add_report(CLI::App& top, Common& common);
 Command add_plot(CLI::App& top, Common& common);
+// vae_commands.cpp
+Command add_train_vae(CLI::App& top, Common& common);
+// compare_command.cpp
+Command add_compare(CLI::App& top, Common& common);
 // bench_command.cpp
 Command add_bench(CLI::App& top, Common& common);
 

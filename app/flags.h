@@ -80,6 +80,34 @@ class PresetFlags {
   std::vector<CLI::Option*> options_;
 };
 
+// The image and data flags of every command that trains on images: the image format (fields of
+// `Config::model`) and the data set (`Config::data`, a DataOptions).
+template <typename Config>
+void add_image_data_flags(CLI::App* app, PresetFlags<Config>& flags) {
+  using C = Config;
+  flags.template add<std::string>(app, "--data",
+                                  "folder of training images (PNG/JPEG/..., any size, searched recursively); "
+                                  "empty = the embedded MNIST digits",
+                                  [](C& c) -> std::string& { return c.data.folder; });
+  flags.template add<int64_t>(app, "--image-size", "side S the images are cropped and resized to",
+                              [](C& c) -> int64_t& { return c.model.image_size; });
+  flags.template add<int64_t>(app, "--channels", "1 = grey, 3 = RGB (images are converted)",
+                              [](C& c) -> int64_t& { return c.model.channels; });
+  flags.template add<double>(app, "--val-fraction", "share of images held out for validation",
+                             [](C& c) -> double& { return c.data.validation_fraction; });
+  flags.template add<uint64_t>(app, "--split-seed", "changes which images are held out",
+                               [](C& c) -> uint64_t& { return c.data.split_seed; });
+  flags.template add<std::string>(
+           app, "--on-bad-image", "what to do with unreadable image files: skip (with a warning) or fail",
+           [](const C& c) { return std::string(c.data.skip_bad_images ? "skip" : "fail"); },
+           [](C& c, const std::string& v) { c.data.skip_bad_images = v == "skip"; })
+      ->check(CLI::IsMember({"skip", "fail"}));
+  flags.template add<int64_t>(app, "--limit", "use at most this many images (0 = all)",
+                              [](C& c) -> int64_t& { return c.data.limit; });
+  flags.template add<int64_t>(app, "--cache-mb", "MiB of decoded images kept in memory between epochs",
+                              [](C& c) -> int64_t& { return c.data.cache_mb; });
+}
+
 // The schedule flags every training command shares, each a field of `Config::train` (a
 // TrainSchedule); `items` names what a batch holds ("images", "code maps").
 template <typename Config>

@@ -1,12 +1,48 @@
 // The pipeline command: every stage in one go.
 #include "cli.h"
 
+#include "vqvae2/core/error.h"
 #include "vqvae2/stages/pipeline.h"
 
 #include <iostream>
 #include <memory>
 
 namespace vqvae2::cli {
+
+namespace {
+
+// `pipeline --lineage`: the pipeline's budget flags apply to all three models.
+int run_lineage_command(const PipelineConfig& pipeline, const CLI::App& app, const Common& common) {
+  for (const char* flag : {"--preset", "--prior-size"}) {
+    VQVAE2_CHECK(app.get_option(flag)->count() == 0,
+                 "{} does not go with --lineage: the lineage trains the presets mnist (VQ-VAE-2) and vqvae1 "
+                 "(VQ-VAE-1) and a VAE of the same widths, with small priors",
+                 flag);
+  }
+  LineageConfig config;
+  if (app.get_option("--out")->count() > 0) config.out = pipeline.out;
+  config.data = pipeline.data;
+  config.limit = pipeline.limit;
+  config.autoencoder_epochs = pipeline.vqvae_epochs;
+  config.prior_epochs = pipeline.prior_epochs;
+  config.autoencoder_steps = pipeline.vqvae_steps;
+  config.prior_steps = pipeline.prior_steps;
+  if (app.get_option("--samples")->count() > 0) config.samples = pipeline.samples;
+  config.seed = pipeline.seed;
+  config.resume = pipeline.resume;
+  const auto result = run_lineage(config, common.settings());
+  if (result.interrupted) {
+    std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --lineage --out {} --resume`\n", config.out);
+    return kInterruptedExit;
+  }
+  std::cout << comparison_markdown(result.comparison);
+  std::cout << fmt::format("\ndone: {} holds the three runs; the table is {} (and {}), the samples {}\n", config.out,
+                           result.comparison.markdown_path, result.comparison.json_path,
+                           result.comparison.samples_path);
+  return 0;
+}
+
+}  // namespace
 
 Command add_pipeline(CLI::App& top, Common& common) {
   auto* app = top.add_subcommand("pipeline",
@@ -16,13 +52,15 @@ Command add_pipeline(CLI::App& top, Common& common) {
   app->add_option("--data", config->data, "folder of images (default: the embedded MNIST digits)");
   app->add_option("--limit", config->limit, "use at most this many images (0 = all; a quick first run)")
       ->capture_default_str();
-  app->add_option("--preset", config->preset, "VQ-VAE preset: auto, mnist, small, reference")
+  app->add_option("--preset", config->preset, "VQ-VAE preset: auto, mnist, small, reference, vqvae1")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "mnist", "small", "reference"}));
+      ->check(CLI::IsMember({"auto", "mnist", "small", "reference", "vqvae1"}));
   app->add_option("--prior-size", config->prior_size, "prior widths: auto, small, reference")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "small", "reference"}));
-  app->add_option("--vqvae-epochs", config->vqvae_epochs, "VQ-VAE epochs (0 = the preset's)")->capture_default_str();
+  app->add_option("--vqvae-epochs", config->vqvae_epochs,
+                  "VQ-VAE epochs (0 = the preset's; with --lineage: of every autoencoder)")
+      ->capture_default_str();
   app->add_option("--prior-epochs", config->prior_epochs, "epochs of each prior (0 = the size's default)")
       ->capture_default_str();
   app->add_option("--vqvae-steps", config->vqvae_steps, "VQ-VAE steps instead of epochs (0 = epochs)")
@@ -32,9 +70,15 @@ Command add_pipeline(CLI::App& top, Common& common) {
   app->add_option("--samples", config->samples, "images to sample at the end")->capture_default_str();
   app->add_option("--seed", config->seed, "seed of every stage")->capture_default_str();
   app->add_flag("--resume", config->resume, "continue an interrupted pipeline run in --out");
+  auto lineage = std::make_shared<bool>(false);
+  app->add_flag("--lineage", *lineage,
+                "instead: the lineage on one budget (a Gaussian VAE, VQ-VAE-1 with a gated PixelCNN prior, VQ-VAE-2 "
+                "with its two priors; the same steps for every autoencoder and for every prior), then `compare`; "
+                "--out defaults to runs/lineage");
   add_common(app, common);
-  return {app, [config, &common] {
+  return {app, [config, lineage, app, &common] {
             install_stop_handlers();
+            if (*lineage) return run_lineage_command(*config, *app, common);
             const auto result = run_pipeline(*config, common.settings());
             if (result.interrupted) {
               std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --out {} --resume`\n", config->out);

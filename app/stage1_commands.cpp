@@ -18,27 +18,7 @@ using Config = TrainVQVAEConfig;
 // The model, data and schedule flags of train-vqvae, each a field of TrainVQVAEConfig.
 void add_vqvae_flags(CLI::App* app, PresetFlags<Config>& flags) {
   using V = std::vector<int64_t>;
-  // Data.
-  flags.add<std::string>(app, "--data", "folder of training images (PNG/JPEG/..., any size, searched recursively); "
-                                        "empty = the embedded MNIST digits",
-                         [](Config& c) -> std::string& { return c.data.folder; });
-  flags.add<int64_t>(app, "--image-size", "side S the images are cropped and resized to",
-                     [](Config& c) -> int64_t& { return c.model.image_size; });
-  flags.add<int64_t>(app, "--channels", "1 = grey, 3 = RGB (images are converted)",
-                     [](Config& c) -> int64_t& { return c.model.channels; });
-  flags.add<double>(app, "--val-fraction", "share of images held out for validation",
-                    [](Config& c) -> double& { return c.data.validation_fraction; });
-  flags.add<uint64_t>(app, "--split-seed", "changes which images are held out",
-                      [](Config& c) -> uint64_t& { return c.data.split_seed; });
-  flags.add<std::string>(
-      app, "--on-bad-image", "what to do with unreadable image files: skip (with a warning) or fail",
-      [](const Config& c) { return std::string(c.data.skip_bad_images ? "skip" : "fail"); },
-      [](Config& c, const std::string& v) { c.data.skip_bad_images = v == "skip"; })
-      ->check(CLI::IsMember({"skip", "fail"}));
-  flags.add<int64_t>(app, "--limit", "use at most this many images (0 = all)",
-                     [](Config& c) -> int64_t& { return c.data.limit; });
-  flags.add<int64_t>(app, "--cache-mb", "MiB of decoded images kept in memory between epochs",
-                     [](Config& c) -> int64_t& { return c.data.cache_mb; });
+  add_image_data_flags(app, flags);
   // Model.
   flags.add<int64_t>(app, "--hidden", "width h of encoders and decoders", [](Config& c) -> int64_t& { return c.model.hidden; });
   flags.add<int64_t>(app, "--res-blocks", "residual blocks per encoder/decoder",
@@ -89,10 +69,11 @@ Command add_train_vqvae(CLI::App& top, Common& common) {
   };
   auto f = std::make_shared<Flags>();
   app->add_option("--preset", f->preset,
-                  "starting configuration: mnist, small, reference, or auto (mnist without --data, reference with "
-                  "it); the flags below override it")
+                  "starting configuration: mnist, small, reference, vqvae1 (VQ-VAE-1: mnist's widths, one level of "
+                  "8x8 codes, codebook loss; train its prior with `train-prior --attention false`), or auto (mnist "
+                  "without --data, reference with it); the flags below override it")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "mnist", "small", "reference"}));
+      ->check(CLI::IsMember({"auto", "mnist", "small", "reference", "vqvae1"}));
   app->add_option("--out", f->out, "run folder (config.json, metrics.jsonl, vqvae.ckpt, grids/)")->capture_default_str();
   app->add_flag("--resume", f->resume,
                 "continue the run in --out from its checkpoint (its configuration; schedule flags may be changed)");

@@ -101,12 +101,14 @@ Command add_train_prior(CLI::App& top, Common& common) {
 }
 
 Command add_sample(CLI::App& top, Common& common) {
-  auto* app = top.add_subcommand("sample", "Ancestral sampling: top codes, then each level below, then decode");
+  auto* app = top.add_subcommand(
+      "sample", "Ancestral sampling: top codes, then each level below, then decode (or a VAE's z ~ N(0, I), decoded)");
   auto config = std::make_shared<SampleConfig>();
-  app->add_option("--vqvae", config->vqvae, "VQ-VAE run folder or .ckpt file")->required();
+  app->add_option("--vqvae", config->vqvae, "VQ-VAE run folder or .ckpt file (with --priors)");
   app->add_option("--priors", config->priors, "prior run folders or .ckpt files, one per level, any order")
-      ->required()
       ->delimiter(',');
+  app->add_option("--vae", config->vae,
+                  "instead of --vqvae and --priors: a Gaussian VAE run folder (train-vae) or .ckpt file");
   app->add_option("--count", config->count, "images to sample")->capture_default_str();
   app->add_option("--batch-size", config->batch_size, "images sampled together")->capture_default_str();
   app->add_option("--temperature", config->sampling.temperature, "divides the logits; 0 = most likely code")
@@ -121,9 +123,10 @@ Command add_sample(CLI::App& top, Common& common) {
   add_common(app, common);
   return {app, [config, &common] {
             const auto result = sample_images(*config, common.settings());
-            std::cout << fmt::format("{} samples in {:.1f} s ({:.2f} s per image, {} sampler): {}\n", config->count,
+            std::cout << fmt::format("{} samples in {:.1f} s ({:.2f} s per image, {}): {}\n", config->count,
                                      result.seconds, result.seconds / config->count,
-                                     config->naive ? "naive" : "cached", config->out);
+                                     !config->vae.empty() ? "VAE decoder" : config->naive ? "naive sampler" : "cached sampler",
+                                     config->out);
             return 0;
           }};
 }

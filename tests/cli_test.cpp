@@ -303,5 +303,26 @@ TEST(Cli, PipelineRunsEveryStageAndWritesSamples) {
   expect_failure("pipeline --out " + out + " --vqvae-steps 20", "already holds a pipeline run; resume it");
 }
 
+TEST(Cli, TrainAVaeSampleItAndCompareIt) {
+  test::TempDir dir;
+  const auto vae = dir.file("vae");
+  auto result = run_vqvae2("train-vae --out " + vae +
+                           " --limit 200 --steps 3 --image-size 16 --hidden 16 --res-blocks 1 --res-channels 8"
+                           " --latent-channels 8 --batch-size 16 --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("latent channels active"), std::string::npos) << result.output;
+  result = run_vqvae2("sample --vae " + vae + " --count 3 --out " + dir.file("samples.png") + " --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(load_image(dir.file("samples.png"), 8, 1).size(0), 1);
+  result = run_vqvae2("compare --out " + dir.file("cmp") + " --images 16 --samples 2 --quiet VAE=" + vae);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("| VAE | Gaussian VAE"), std::string::npos) << result.output;
+  for (const char* file : {"compare.md", "compare.json", "samples.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file("cmp/") + file)) << file;
+  }
+  expect_failure("sample --vae " + vae + " --vqvae " + vae, "give --vqvae (with --priors) or --vae, not both");
+  expect_failure("pipeline --lineage --preset small", "--preset does not go with --lineage");
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -58,5 +58,40 @@ TEST(Generate, PriorsMustBeOnePerLevel) {
   test::expect_error([&] { sample_images(bad, test::quiet()); }, "top-p must be in (0, 1]");
 }
 
+TEST(Generate, AVaeSamplesFromItsRunFolderBySeed) {
+  test::TempDir dir;
+  test::untrained_vae(dir.file("vae"));
+  SampleConfig config;
+  config.vae = dir.file("vae");
+  config.count = 5;
+  config.batch_size = 2;
+  config.out = dir.file("vae.png");
+  const auto result = sample_images(config, test::quiet());
+  EXPECT_EQ(result.images.sizes(), (std::vector<int64_t>{5, 1, 16, 16}));
+  EXPECT_TRUE(result.codes.empty());
+  EXPECT_EQ(load_image(config.out, 8, 1).size(0), 1);
+  EXPECT_TRUE(torch::equal(sample_images(config, test::quiet()).images, result.images));
+  auto other = config;
+  other.seed = 3;
+  EXPECT_FALSE(torch::equal(sample_images(other, test::quiet()).images, result.images));
+}
+
+TEST(Generate, AVaeOrAVqvaeWithPriorsButNotBoth) {
+  test::TempDir dir;
+  auto config = config_in(dir);
+  auto both = config;
+  both.vae = dir.file("vae");
+  test::expect_error([&] { sample_images(both, test::quiet()); }, "give --vqvae (with --priors) or --vae, not both");
+  SampleConfig none;
+  test::expect_error([&] { sample_images(none, test::quiet()); }, "nothing to sample from");
+  auto no_priors = config;
+  no_priors.priors.clear();
+  test::expect_error([&] { sample_images(no_priors, test::quiet()); }, "--vqvae needs --priors");
+  SampleConfig vae_priors;
+  vae_priors.vae = dir.file("vae");
+  vae_priors.priors = config.priors;
+  test::expect_error([&] { sample_images(vae_priors, test::quiet()); }, "--priors go with --vqvae");
+}
+
 }  // namespace
 }  // namespace vqvae2

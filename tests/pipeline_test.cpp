@@ -48,5 +48,60 @@ TEST(Pipeline, AResumedStageKeepsItsConfiguration) {
   test::expect_error([&] { run_pipeline(config, test::quiet()); }, "was written for another configuration");
 }
 
+TEST(Pipeline, Vqvae1IsOneLevelOfCodesWithAGatedPixelCnnPriorAndBothLearn) {
+  test::TempDir dir;
+  PipelineConfig config;
+  config.out = dir.file("v1");
+  config.preset = "vqvae1";
+  config.limit = 400;
+  config.vqvae_steps = 30;
+  config.prior_steps = 20;
+  config.samples = 2;
+  const auto result = run_pipeline(config, test::quiet());
+  EXPECT_LT(result.vqvae.final.mse, 0.7 * result.vqvae.initial.mse);
+  ASSERT_EQ(result.vqvae.final.usage.size(), 1u);
+  ASSERT_EQ(result.priors.size(), 1u);
+  EXPECT_LT(result.priors[0].final_bits_per_code, result.priors[0].initial_bits_per_code - 1.0);
+  const auto prior = load<PriorKind>(dir.file("v1/prior-level0"), torch::kCPU);
+  EXPECT_FALSE(prior.config.model.stack.attention) << "VQ-VAE-1's prior is a plain gated PixelCNN";
+  EXPECT_FALSE(prior.config.model.conditional);
+  ASSERT_EQ(result.samples.codes.size(), 1u);
+  EXPECT_EQ(result.samples.codes[0].sizes(), (std::vector<int64_t>{2, 8, 8}));
+  EXPECT_EQ(result.samples.images.sizes(), (std::vector<int64_t>{2, 1, 32, 32}));
+}
+
+TEST(Pipeline, TheLineageTrainsAVaeVqvae1AndVqvae2OnOneBudgetAndComparesThem) {
+  test::TempDir dir;
+  LineageConfig config;
+  config.out = dir.file("lineage");
+  config.limit = 300;
+  config.autoencoder_steps = 4;
+  config.prior_steps = 2;
+  config.samples = 2;
+  config.compare_images = 16;
+  const auto result = run_lineage(config, test::quiet());
+  EXPECT_FALSE(result.interrupted);
+  EXPECT_EQ(result.vae.steps, 4);
+  EXPECT_EQ(result.vqvae1.vqvae.steps, 4);
+  EXPECT_EQ(result.vqvae2.vqvae.steps, 4);
+  ASSERT_EQ(result.vqvae1.priors.size(), 1u);
+  ASSERT_EQ(result.vqvae2.priors.size(), 2u);
+  for (const auto& p : result.vqvae1.priors) EXPECT_EQ(p.steps, 2);
+  for (const auto& p : result.vqvae2.priors) EXPECT_EQ(p.steps, 2);
+  const auto& models = result.comparison.models;
+  ASSERT_EQ(models.size(), 3u);
+  EXPECT_EQ(models[0].label, "VAE");
+  EXPECT_EQ(models[1].label, "VQ-VAE-1");
+  EXPECT_EQ(models[2].label, "VQ-VAE-2");
+  EXPECT_EQ(models[1].usage.size(), 1u);
+  EXPECT_EQ(models[2].usage.size(), 2u);
+  for (const auto& m : models) EXPECT_TRUE(m.bits_per_dim.has_value()) << m.label;
+  EXPECT_EQ(result.comparison.images, 16);
+  for (const char* file : {"compare/compare.md", "compare/compare.json", "compare/samples.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file("lineage/" + std::string(file)))) << file;
+  }
+  test::expect_error([&] { run_lineage(config, test::quiet()); }, "already holds a lineage run; resume it");
+}
+
 }  // namespace
 }  // namespace vqvae2

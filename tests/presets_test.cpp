@@ -16,7 +16,43 @@ TEST(Presets, EveryPresetIsAValidConfigurationOfItsImageSize) {
     EXPECT_EQ(config.model.channels, channels) << name;
     EXPECT_GT(config.model.quantizer.dead_code_threshold, 0) << name << ": dead-code restarts are on";
   }
-  EXPECT_EQ(preset_names(), (std::vector<std::string>{"mnist", "small", "reference"}));
+  EXPECT_EQ(preset_names(), (std::vector<std::string>{"mnist", "small", "reference", "vqvae1"}));
+}
+
+TEST(Presets, Vqvae1IsOneLevelOfCodebookLossCodesWithAPlainPixelCnnPrior) {
+  const auto v1 = vqvae_preset("vqvae1");
+  const auto v2 = vqvae_preset("mnist");
+  EXPECT_NO_THROW(v1.validate());
+  EXPECT_EQ(v1.model.levels(), 1);
+  EXPECT_EQ(v1.model.latent_size(0), 8);  // 32×32 digits -> 8×8 codes
+  EXPECT_FALSE(v1.model.quantizer.ema);
+  EXPECT_GT(v1.model.quantizer.dead_code_threshold, 0);
+  // Otherwise VQ-VAE-2's digits model: the same widths, data and schedule, so the two share a budget.
+  EXPECT_EQ(v1.model.hidden, v2.model.hidden);
+  EXPECT_EQ(v1.model.codes_at(0), v2.model.codes_at(0));
+  EXPECT_EQ(v1.model.code_dim_at(0), v2.model.code_dim_at(0));
+  EXPECT_EQ(nlohmann::json(v1.train), nlohmann::json(v2.train));
+  EXPECT_EQ(nlohmann::json(v1.data), nlohmann::json(v2.data));
+  EXPECT_FALSE(top_prior_attention_for_preset("vqvae1"));
+  EXPECT_TRUE(top_prior_attention_for_preset("mnist"));
+  EXPECT_EQ(prior_size_for_preset("vqvae1"), PriorSize::kSmall);
+}
+
+TEST(Presets, VaePresetsShareTheVqvaePresetsImagesWidthsAndSchedule) {
+  EXPECT_EQ(vae_preset_names(), (std::vector<std::string>{"mnist", "small", "reference"}));
+  for (const auto& name : vae_preset_names()) {
+    const auto vae = vae_preset(name);
+    const auto vq = vqvae_preset(name);
+    EXPECT_NO_THROW(vae.validate()) << name;
+    EXPECT_EQ(vae.model.image_size, vq.model.image_size) << name;
+    EXPECT_EQ(vae.model.channels, vq.model.channels) << name;
+    EXPECT_EQ(vae.model.hidden, vq.model.hidden) << name;
+    EXPECT_EQ(vae.model.latent_channels, vq.model.code_dim_at(0)) << name;
+    EXPECT_EQ(vae.model.stride, 4) << name;
+    EXPECT_EQ(nlohmann::json(vae.train), nlohmann::json(vq.train)) << name;
+  }
+  EXPECT_EQ(vae_preset("mnist").model.latent_size(), vqvae_preset("vqvae1").model.latent_size(0));
+  test::expect_error([] { vae_preset("vqvae1"); }, "unknown VAE preset 'vqvae1'; choose one of mnist, small, reference");
 }
 
 TEST(Presets, ReferenceIsThePapersModel) {
@@ -40,7 +76,7 @@ TEST(Presets, AutoMeansDigitsWithoutDataAndTheReferenceWithIt) {
 }
 
 TEST(Presets, UnknownNamesListTheKnownOnes) {
-  test::expect_error([] { vqvae_preset("huge"); }, "unknown preset 'huge'; choose one of mnist, small, reference");
+  test::expect_error([] { vqvae_preset("huge"); }, "unknown preset 'huge'; choose one of mnist, small, reference, vqvae1");
 }
 
 TEST(Presets, PriorSchedulesAreValid) {

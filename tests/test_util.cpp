@@ -136,4 +136,22 @@ std::vector<std::string> untrained_priors(const std::string& dir) {
   return folders;
 }
 
+void untrained_vae(const std::string& run_dir) {
+  const auto vq = tiny_config();
+  TrainVAEConfig config;
+  config.data = vq.data;
+  config.train = vq.train;
+  config.model.image_size = vq.model.image_size;
+  config.model.channels = vq.model.channels;
+  config.model.hidden = 16;
+  config.model.res_blocks = 1;
+  config.model.res_channels = 8;
+  config.model.stride = 4;
+  config.model.latent_channels = 8;
+  seed_everything(5);
+  GaussianVAE model(config.model);
+  std::filesystem::create_directories(run_dir);
+  write_model_checkpoint(run_dir + "/vae.ckpt", VAEKind::name, config, 0, *model);
+}
+
 }  // namespace vqvae2::test

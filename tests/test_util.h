@@ -67,5 +67,8 @@ TrainVQVAEConfig tiny_config();
 // <dir>/prior-level<l>; returns the prior folders, bottom first.
 void untrained_vqvae(const std::string& run_dir);
 std::vector<std::string> untrained_priors(const std::string& dir);
+// An untrained Gaussian VAE on the images of tiny_config() (16×16 grey, same data and split), a
+// 4×4×8 latent map, in `run_dir`.
+void untrained_vae(const std::string& run_dir);
 
 }  // namespace vqvae2::test

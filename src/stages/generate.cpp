@@ -7,13 +7,41 @@
 #include "vqvae2/data/image.h"
 #include "vqvae2/stages/codes.h"
 
+#include <chrono>
+
 namespace vqvae2 {
 
 void SampleConfig::validate() const {
   VQVAE2_CHECK(count >= 1, "the number of samples must be positive, got {}", count);
   VQVAE2_CHECK(batch_size >= 1, "the sampling batch size must be positive, got {}", batch_size);
+  VQVAE2_CHECK(vqvae.empty() || vae.empty(), "give --vqvae (with --priors) or --vae, not both");
+  VQVAE2_CHECK(!vqvae.empty() || !vae.empty(), "nothing to sample from: give --vqvae with --priors, or --vae");
+  VQVAE2_CHECK(vae.empty() || priors.empty(), "--priors go with --vqvae; a VAE decodes z drawn from N(0, I)");
+  VQVAE2_CHECK(vae.empty() || codes_out.empty(), "--codes-out needs a VQ-VAE: a VAE has no codes");
+  VQVAE2_CHECK(!vqvae.empty() == !priors.empty() || !vae.empty(),
+               "--vqvae needs --priors: one prior run folder per level");
   sampling.validate();
 }
+
+namespace {
+
+// A Gaussian VAE's samples: batch b decodes z drawn from seed + (its first index).
+SampleResult sample_vae(const SampleConfig& config, const RunSettings& settings) {
+  auto vae = load<VAEKind>(config.vae, parse_device(settings.device));
+  SampleResult result;
+  std::vector<torch::Tensor> images;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
+    const auto batch = std::min(config.batch_size, config.count - begin);
+    images.push_back(to_pixels(vae.model->sample(batch, config.seed + begin)).to(torch::kCPU));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.images = torch::cat(images);
+  save_png(config.out, make_grid(result.images, std::min<int64_t>(8, config.count)));
+  return result;
+}
+
+}  // namespace
 
 std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, const std::vector<std::string>& paths,
                                    int64_t levels) {
@@ -33,6 +61,7 @@ std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, cons
 
 SampleResult sample_images(const SampleConfig& config, const RunSettings& settings) {
   config.validate();
+  if (!config.vae.empty()) return sample_vae(config, settings);
   const auto device = parse_device(settings.device);
   auto vqvae = load<VQVAEKind>(config.vqvae, device);
   const auto levels = vqvae.config.model.levels();

@@ -3,7 +3,9 @@
 #include "vqvae2/core/error.h"
 #include "vqvae2/stages/presets.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <tuple>
 
 namespace vqvae2 {
 
@@ -53,13 +55,16 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
   std::vector<std::string> prior_dirs;
   for (int64_t level = levels - 1; level >= 0; --level) {
     auto prior = prior_config_for(codes, level, size);
+    if (level == levels - 1) prior.model.stack.attention = top_prior_attention_for_preset(preset);
     prior.train.seed = config.seed;
     if (config.prior_epochs > 0) prior.train.epochs = config.prior_epochs;
     prior.train.steps = config.prior_steps;
     const auto dir = (root / fmt::format("prior-level{}", level)).string();
     prior_dirs.push_back(dir);
     headline(settings, fmt::format("3/4 train the priors: level {} ({} of {}; {})", level, levels - level, levels,
-                                   level == levels - 1 ? "top, PixelSNAIL" : "conditional"));
+                                   level < levels - 1           ? "conditional"
+                                   : prior.model.stack.attention ? "top, PixelSNAIL"
+                                                                 : "top, gated PixelCNN"));
     result.priors.push_back(train_prior(prior, codes, stage_run(dir, PriorKind::name, config.resume), settings));
     if ((result.interrupted = result.priors.back().interrupted)) return result;
   }
@@ -73,6 +78,58 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
   sampling.seed = config.seed;
   sampling.out = result.samples_path = (root / "samples.png").string();
   result.samples = sample_images(sampling, settings);
+  return result;
+}
+
+LineageResult run_lineage(const LineageConfig& config, const RunSettings& settings) {
+  const fs::path root(config.out);
+  VQVAE2_CHECK(config.resume || !fs::exists(root / "vae" / "vae.ckpt"),
+               "'{}' already holds a lineage run; resume it or choose another folder", config.out);
+  LineageResult result;
+
+  // The Gaussian VAE: the mnist preset's widths, data and schedule (vae_preset), so its budget is the
+  // VQ-VAEs'.
+  auto vae = vae_preset("mnist");
+  vae.data.folder = config.data;
+  vae.data.limit = config.limit;
+  vae.train.seed = config.seed;
+  if (config.autoencoder_epochs > 0) vae.train.epochs = config.autoencoder_epochs;
+  vae.train.steps = config.autoencoder_steps;
+  headline(settings, "lineage 1/4: the Gaussian VAE");
+  result.vae = train_vae(vae, stage_run((root / "vae").string(), VAEKind::name, config.resume), settings);
+  if ((result.interrupted = result.vae.interrupted)) return result;
+
+  // VQ-VAE-1 and VQ-VAE-2, each a whole pipeline with the same schedules.
+  PipelineConfig pipeline;
+  pipeline.data = config.data;
+  pipeline.limit = config.limit;
+  pipeline.prior_size = "small";
+  pipeline.vqvae_epochs = config.autoencoder_epochs;
+  pipeline.prior_epochs = config.prior_epochs;
+  pipeline.vqvae_steps = config.autoencoder_steps;
+  pipeline.prior_steps = config.prior_steps;
+  pipeline.samples = std::max<int64_t>(1, config.samples);
+  pipeline.seed = config.seed;
+  for (const auto& [name, preset, folder, out, number] :
+       {std::tuple{"VQ-VAE-1", "vqvae1", "vqvae1", &result.vqvae1, 2},
+        std::tuple{"VQ-VAE-2", "mnist", "vqvae2", &result.vqvae2, 3}}) {
+    headline(settings, fmt::format("lineage {}/4: {} (pipeline preset {})", number, name, preset));
+    pipeline.preset = preset;
+    pipeline.out = (root / folder).string();
+    pipeline.resume = config.resume && fs::exists(fs::path(pipeline.out) / "vqvae" / "vqvae.ckpt");
+    *out = run_pipeline(pipeline, settings);
+    if ((result.interrupted = out->interrupted)) return result;
+  }
+
+  headline(settings, "lineage 4/4: compare");
+  CompareConfig compare;
+  compare.runs = {"VAE=" + (root / "vae").string(), "VQ-VAE-1=" + (root / "vqvae1").string(),
+                  "VQ-VAE-2=" + (root / "vqvae2").string()};
+  compare.images = config.compare_images;
+  compare.samples = config.samples;
+  compare.seed = config.seed;
+  compare.out = (root / "compare").string();
+  result.comparison = compare_runs(compare, settings);
   return result;
 }
 

@@ -2,9 +2,13 @@
 
 #include "vqvae2/core/error.h"
 
+#include <algorithm>
+
 namespace vqvae2 {
 
-std::vector<std::string> preset_names() { return {"mnist", "small", "reference"}; }
+std::vector<std::string> preset_names() { return {"mnist", "small", "reference", "vqvae1"}; }
+
+std::vector<std::string> vae_preset_names() { return {"mnist", "small", "reference"}; }
 
 std::string resolve_preset(const std::string& name, bool has_data) {
   if (name != "auto") return name;
@@ -23,7 +27,7 @@ TrainVQVAEConfig vqvae_preset(const std::string& name) {
     config.model.channels = 3;
     config.train.batch_size = 32;
     config.train.epochs = 20;
-  } else if (name == "mnist") {
+  } else if (name == "mnist" || name == "vqvae1") {
     config.model.image_size = 32;
     config.model.channels = 1;
     config.model.hidden = 64;
@@ -35,6 +39,12 @@ TrainVQVAEConfig vqvae_preset(const std::string& name) {
     config.train.epochs = 3;
     config.train.learning_rate = 1e-3;
     config.train.checkpoint_every = 200;
+    if (name == "vqvae1") {
+      // VQ-VAE-1: one level, ×4 down to 8×8 codes, and codebook learning by the codebook loss
+      // ‖sg[z_e] − e‖² instead of VQ-VAE-2's EMA.
+      config.model.strides = {4};
+      config.model.quantizer.ema = false;
+    }
   } else {
     fail("unknown preset '{}'; choose one of {}", name, fmt::join(preset_names(), ", "));
   }
@@ -44,6 +54,26 @@ TrainVQVAEConfig vqvae_preset(const std::string& name) {
   config.model.quantizer.dead_code_threshold = 1.0;
   return config;
 }
+
+TrainVAEConfig vae_preset(const std::string& name) {
+  const auto names = vae_preset_names();
+  VQVAE2_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "unknown VAE preset '{}'; choose one of {}", name, fmt::join(names, ", "));
+  const auto vqvae = vqvae_preset(name);
+  TrainVAEConfig config;
+  config.data = vqvae.data;
+  config.train = vqvae.train;
+  config.model.image_size = vqvae.model.image_size;
+  config.model.channels = vqvae.model.channels;
+  config.model.hidden = vqvae.model.hidden;
+  config.model.res_blocks = vqvae.model.res_blocks;
+  config.model.res_channels = vqvae.model.res_channels;
+  // The bottleneck of VQ-VAE-1 at the same widths: S/4 on a side, Z = the code width D.
+  config.model.stride = 4;
+  config.model.latent_channels = vqvae.model.code_dim_at(0);
+  return config;
+}
+
+bool top_prior_attention_for_preset(const std::string& preset) { return preset != "vqvae1"; }
 
 TrainSchedule prior_schedule(PriorSize size) {
   TrainSchedule s;
@@ -61,7 +91,7 @@ TrainSchedule prior_schedule(PriorSize size) {
 }
 
 PriorSize prior_size_for_preset(const std::string& preset) {
-  return preset == "mnist" ? PriorSize::kSmall : PriorSize::kReference;
+  return preset == "mnist" || preset == "vqvae1" ? PriorSize::kSmall : PriorSize::kReference;
 }
 
 }  // namespace vqvae2

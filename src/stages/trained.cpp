@@ -12,6 +12,12 @@ void TrainVQVAEConfig::validate() const {
   train.validate();
 }
 
+void TrainVAEConfig::validate() const {
+  model.validate();
+  data.validate();
+  train.validate();
+}
+
 void TrainPriorConfig::validate() const {
   model.validate();
   train.validate();

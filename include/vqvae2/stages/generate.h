@@ -1,5 +1,5 @@
 // New images from trained run folders: the priors (one per level) sample codes top-down, the VQ-VAE
-// decodes them (models/sampler.h has the samplers themselves).
+// decodes them (models/sampler.h has the samplers themselves); or a Gaussian VAE decodes z ~ N(0, I).
 #pragma once
 
 #include "vqvae2/models/sampler.h"
@@ -16,6 +16,7 @@ namespace vqvae2 {
 struct SampleConfig {
   std::string vqvae;                 // VQ-VAE run folder or .ckpt file
   std::vector<std::string> priors;   // prior run folders or .ckpt files, one per level, any order
+  std::string vae;                   // instead of vqvae and priors: a Gaussian VAE run folder or .ckpt file
   int64_t count = 16;
   int64_t batch_size = 16;           // images sampled together
   SamplingOptions sampling;
@@ -28,7 +29,7 @@ struct SampleConfig {
 
 struct SampleResult {
   torch::Tensor images;              // uint8 [count, C, S, S]
-  std::vector<torch::Tensor> codes;  // per level, bottom first: [count, H_l, W_l]
+  std::vector<torch::Tensor> codes;  // per level, bottom first: [count, H_l, W_l] (none for a VAE)
   double seconds = 0;                // sampling and decoding, all batches
 };
 
@@ -37,7 +38,8 @@ struct SampleResult {
 std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, const std::vector<std::string>& paths,
                                    int64_t levels);
 
-// Samples config.count images, writes the grid (and the codes when asked).
+// Samples config.count images, writes the grid (and the codes when asked). Sampling options and
+// the sampler apply to priors only.
 SampleResult sample_images(const SampleConfig& config, const RunSettings& settings);
 
 }  // namespace vqvae2

@@ -7,8 +7,10 @@
 #pragma once
 
 #include "vqvae2/stages/codes.h"
+#include "vqvae2/stages/compare.h"
 #include "vqvae2/stages/generate.h"
 #include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/train_vae.h"
 #include "vqvae2/stages/train_vqvae.h"
 
 #include <string>
@@ -41,5 +43,35 @@ struct PipelineResult {
 };
 
 PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& settings);
+
+// The lineage (MISSION.md §1.1–1.4) on one budget: a Gaussian VAE, VQ-VAE-1 (the vqvae1 preset, its
+// gated PixelCNN prior) and VQ-VAE-2 (the mnist preset, PixelSNAIL + conditional prior), trained on
+// the same images with the same number of steps for every autoencoder and the same for every prior
+// (small prior widths), then compared on the same held-out images (compare.h).
+//
+//   <out>/vae/     train-vae run folder         <out>/vqvae1/, <out>/vqvae2/   pipeline folders
+//   <out>/compare/ compare.md, compare.json, samples.png
+struct LineageConfig {
+  std::string out = "runs/lineage";
+  std::string data;                  // folder of images (made 32×32 grey); empty = the embedded MNIST digits
+  int64_t limit = 0;                 // use at most this many images (0 = all)
+  int64_t autoencoder_epochs = 0;    // 0 = the mnist preset's
+  int64_t prior_epochs = 0;          // 0 = the small priors'
+  int64_t autoencoder_steps = 0;     // > 0: a fixed number of steps instead of epochs
+  int64_t prior_steps = 0;
+  int64_t samples = 8;               // per model, in the comparison's picture (and each pipeline's samples.png)
+  int64_t compare_images = 0;        // held-out images scored (0 = all)
+  uint64_t seed = 0;                 // of every stage
+  bool resume = false;
+};
+
+struct LineageResult {
+  bool interrupted = false;
+  TrainVAEResult vae;
+  PipelineResult vqvae1, vqvae2;
+  Comparison comparison;
+};
+
+LineageResult run_lineage(const LineageConfig& config, const RunSettings& settings);
 
 }  // namespace vqvae2

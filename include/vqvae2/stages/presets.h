@@ -4,6 +4,10 @@
 //   mnist      32×32 grey (the embedded digits), a small model that trains in minutes on a CPU
 //   small      64×64 RGB, the reference widths on a ×4/×2 hierarchy (bottom 16×16, top 8×8)
 //   reference  256×256 RGB, the paper's model: bottom 64×64, top 32×32, h 128, K 512, D 64
+//   vqvae1     VQ-VAE-1 (van den Oord et al. 2017) on the digits: mnist's widths, one level (stride 4,
+//              8×8 codes), the codebook-loss quantizer; its prior is a gated PixelCNN (no attention)
+// VAE presets (the Gaussian baseline, MISSION.md §1.1), one per image size: mnist, small, reference,
+// each with the VQ-VAE preset's widths, data and schedule, a stride-4 latent map of Z = D channels.
 // Prior sizes (the architectures themselves: top_prior_options / conditional_prior_options):
 //   small      CPU-friendly widths and schedule
 //   reference  the paper's widths (as reimplemented in PyTorch) and schedule
@@ -23,9 +27,18 @@ TrainVQVAEConfig vqvae_preset(const std::string& name);
 // The preset `auto` means: mnist on the embedded digits, reference on a folder of images.
 std::string resolve_preset(const std::string& name, bool has_data);
 
+// The Gaussian VAE of an image-size preset (mnist, small, reference): the same widths, data and
+// schedule as vqvae_preset(name), so the two train on one budget.
+std::vector<std::string> vae_preset_names();
+TrainVAEConfig vae_preset(const std::string& name);
+
+// Whether the top prior over a preset's codes has attention: PixelSNAIL for VQ-VAE-2's presets, a
+// plain gated PixelCNN for vqvae1 (VQ-VAE-1's prior).
+bool top_prior_attention_for_preset(const std::string& preset);
+
 // The training schedule of a prior of this size.
 TrainSchedule prior_schedule(PriorSize size);
-// The prior size that goes with a VQ-VAE preset (small for mnist, else reference).
+// The prior size that goes with a VQ-VAE preset (small for mnist and vqvae1, else reference).
 PriorSize prior_size_for_preset(const std::string& preset);
 
 }  // namespace vqvae2

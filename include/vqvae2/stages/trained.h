@@ -10,6 +10,7 @@
 #include "vqvae2/core/checkpoint.h"
 #include "vqvae2/data/data.h"
 #include "vqvae2/models/prior.h"
+#include "vqvae2/models/vae.h"
 #include "vqvae2/models/vqvae.h"
 #include "vqvae2/training/trainer.h"
 
@@ -39,6 +40,15 @@ struct TrainPriorConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainPriorConfig, model, codes, train, image_dims)
 
+// The Gaussian VAE baseline of the lineage (MISSION.md §1.1), trained on images like stage 1.
+struct TrainVAEConfig {
+  VAEOptions model;
+  DataOptions data;
+  TrainSchedule train;
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainVAEConfig, model, data, train)
+
 struct VQVAEKind {
   using Config = TrainVQVAEConfig;
   using Model = HierarchicalVQVAE;
@@ -53,6 +63,13 @@ struct PriorKind {
   static Model build(const Config& config) { return Model(config.model); }
 };
 
+struct VAEKind {
+  using Config = TrainVAEConfig;
+  using Model = GaussianVAE;
+  static constexpr const char* name = "vae";
+  static Model build(const Config& config) { return Model(config.model); }
+};
+
 template <typename Kind>
 struct Trained {
   typename Kind::Model model{nullptr};
@@ -62,6 +79,7 @@ struct Trained {
 };
 using TrainedVQVAE = Trained<VQVAEKind>;
 using TrainedPrior = Trained<PriorKind>;
+using TrainedVAE = Trained<VAEKind>;
 
 // A run folder or a checkpoint file -> the checkpoint file of `kind` (<folder>/<kind>.ckpt).
 std::string checkpoint_path(const std::string& run_or_file, const std::string& kind);
