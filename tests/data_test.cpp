@@ -126,6 +126,39 @@ TEST(Data, SplitIsDeterministicDisjointAndStableUnderAdditions) {
   for (const auto v : validation) EXPECT_EQ(grown_validation.count(original->source(v).name), 1u);
 }
 
+TEST(Data, WithNothingHeldOutTheTrainingImagesStandInForValidationWithAWarning) {
+  test::TempDir dir;
+  write_images(dir, 6);
+  auto o = folder_options(dir.path());
+  o.validation_fraction = 0;
+  const auto dataset = ImageDataset::open(o, kRGB8);
+  std::ostringstream log;
+  const auto [train, validation] = dataset->training_split(&log);
+  EXPECT_EQ(train.size(), 6u);
+  EXPECT_EQ(validation, train);
+  EXPECT_NE(log.str().find("no validation images (validation fraction 0)"), std::string::npos) << log.str();
+  // With images held out, training_split is split() and says nothing.
+  o.validation_fraction = 0.5;
+  const auto held = ImageDataset::open(o, kRGB8);
+  std::ostringstream quiet_log;
+  EXPECT_EQ(held->training_split(&quiet_log), held->split());
+  EXPECT_TRUE(quiet_log.str().empty()) << quiet_log.str();
+}
+
+TEST(Data, SpreadPicksImagesEvenlyOverTheIndices) {
+  test::TempDir dir;
+  write_images(dir, 8);  // image i is filled with the value i
+  const auto dataset = ImageDataset::open(folder_options(dir.path()), kRGB8);
+  const std::vector<int64_t> indices = {0, 1, 2, 3, 4, 5, 6, 7};
+  const auto picked = dataset->spread(indices, 4);
+  ASSERT_EQ(picked.sizes(), (std::vector<int64_t>{4, 3, 8, 8}));
+  std::vector<int64_t> values;
+  for (int64_t i = 0; i < 4; ++i) values.push_back(picked[i][0][0][0].item<int64_t>());
+  EXPECT_EQ(values, (std::vector<int64_t>{0, 2, 4, 6}));
+  EXPECT_EQ(dataset->spread(indices, 20).size(0), 8);  // never more than there are
+  EXPECT_FALSE(dataset->spread({}, 4).defined());
+}
+
 TEST(Data, LoaderCoversAnEpochInARepeatableShuffledOrder) {
   DataOptions o;
   o.limit = 100;

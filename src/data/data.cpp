@@ -172,6 +172,23 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> ImageDataset::split() cons
   return {train, validation};
 }
 
+std::pair<std::vector<int64_t>, std::vector<int64_t>> ImageDataset::training_split(std::ostream* log) const {
+  auto [train, validation] = split();
+  if (validation.empty()) {
+    if (log) *log << "warning: no validation images (validation fraction 0): evaluating on the training images\n";
+    validation = train;
+  }
+  return {std::move(train), std::move(validation)};
+}
+
+torch::Tensor ImageDataset::spread(const std::vector<int64_t>& indices, int64_t count) const {
+  count = std::min<int64_t>(count, static_cast<int64_t>(indices.size()));
+  if (count <= 0) return {};
+  std::vector<torch::Tensor> images;
+  for (int64_t i = 0; i < count; ++i) images.push_back(get(indices[i * static_cast<int64_t>(indices.size()) / count]));
+  return torch::stack(images);
+}
+
 // ---- BatchLoader ----------------------------------------------------------------------------------
 
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices,

@@ -81,20 +81,24 @@ std::shared_ptr<ImageDataset> open_images(const TrainedVQVAE& vqvae, const std::
   return ImageDataset::open(data, vqvae.config.model.format(), warnings);
 }
 
+namespace {
+
+// The images a VQ-VAE is scored on: the held-out images its run validated on, or all of a folder's.
+std::vector<int64_t> images_to_score(const ImageDataset& dataset, bool own_held_out) {
+  if (own_held_out) return dataset.training_split().second;
+  std::vector<int64_t> all(dataset.size());
+  std::iota(all.begin(), all.end(), 0);
+  return all;
+}
+
+}  // namespace
+
 Reconstruction reconstruct(const ReconstructConfig& config, const RunSettings& settings) {
   VQVAE2_CHECK(config.images >= 1, "the number of images must be positive, got {}", config.images);
   const auto device = parse_device(settings.device);
   const auto vqvae = load<VQVAEKind>(config.checkpoint, device);
   const auto dataset = open_images(vqvae, config.data, settings.log);
-  // Without a folder: the held-out images of the training set; with one: the folder's images.
-  std::vector<int64_t> chosen;
-  if (config.data.empty()) {
-    auto [train, validation] = dataset->split();
-    chosen = validation.empty() ? train : validation;
-  } else {
-    chosen.resize(dataset->size());
-    std::iota(chosen.begin(), chosen.end(), 0);
-  }
+  auto chosen = images_to_score(*dataset, config.data.empty());
   chosen.resize(std::min<size_t>(chosen.size(), config.images));
   std::vector<torch::Tensor> originals;
   for (const auto i : chosen) originals.push_back(dataset->get(i));
@@ -152,15 +156,7 @@ EvaluateResult evaluate_vqvae_run(const ModelCheckpoint& checkpoint, const Evalu
   const auto device = parse_device(settings.device);
   auto vqvae = load<VQVAEKind>(checkpoint, device);
   const auto dataset = open_images(vqvae, config.data, settings.log);
-  // Without a folder: the held-out images the run validated on; with one: all of its images.
-  std::vector<int64_t> indices;
-  if (config.data.empty()) {
-    auto [train, validation] = dataset->split();
-    indices = validation.empty() ? train : validation;
-  } else {
-    indices.resize(dataset->size());
-    std::iota(indices.begin(), indices.end(), 0);
-  }
+  const auto indices = images_to_score(*dataset, config.data.empty());
   EvaluateResult result;
   if (!config.out_dir.empty()) fs::create_directories(config.out_dir);
   std::set<std::string> taken;

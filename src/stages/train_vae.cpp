@@ -105,11 +105,7 @@ class VAETask : public ModelTask {
                            {config.train.batch_size, /*shuffle=*/false, /*drop_last=*/false, config.train.seed,
                             settings.loader_prefetch}),
         run_(std::move(run)) {
-    // Grid images spread evenly over the validation set, as train-vqvae picks them.
-    std::vector<torch::Tensor> originals;
-    const auto count = std::min<int64_t>(config.train.grid_images, validation.size());
-    for (int64_t i = 0; i < count; ++i) originals.push_back(dataset->get(validation[i * validation.size() / count]));
-    if (!originals.empty()) grid_ = torch::stack(originals);
+    grid_ = dataset->spread(validation, config.train.grid_images);
   }
 
   int64_t batches_per_epoch() const override { return train_loader_.batches_per_epoch(); }
@@ -177,11 +173,7 @@ TrainVAEResult train_vae(const TrainVAEConfig& config, const TrainingRun& run, c
 
   const auto dataset =
       ImageDataset::open(config.data, ImageFormat{config.model.image_size, config.model.channels}, settings.log);
-  auto [train_indices, validation_indices] = dataset->split();
-  if (validation_indices.empty()) {
-    if (settings.log) *settings.log << "warning: no validation images (validation fraction 0): evaluating on the training images\n";
-    validation_indices = train_indices;
-  }
+  const auto [train_indices, validation_indices] = dataset->training_split(settings.log);
   VAETask task(config, model, device, dataset, train_indices, validation_indices, settings, run.folder);
   const auto step = start_training(task, run, config);
   if (settings.log) {

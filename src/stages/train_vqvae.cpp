@@ -28,11 +28,7 @@ class VQVAETask : public ModelTask {
                            {config.train.batch_size, /*shuffle=*/false, /*drop_last=*/false, config.train.seed,
                             settings.loader_prefetch}),
         run_(std::move(run)) {
-    // Grid images spread evenly over the validation set (a folder sorted by class shows every class).
-    std::vector<torch::Tensor> originals;
-    const auto count = std::min<int64_t>(config.train.grid_images, validation.size());
-    for (int64_t i = 0; i < count; ++i) originals.push_back(dataset->get(validation[i * validation.size() / count]));
-    if (!originals.empty()) grid_ = torch::stack(originals);
+    grid_ = dataset->spread(validation, config.train.grid_images);
   }
 
   int64_t batches_per_epoch() const override { return train_loader_.batches_per_epoch(); }
@@ -113,11 +109,7 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const TrainingRun& 
   model->to(device);
 
   const auto dataset = ImageDataset::open(config.data, config.model.format(), settings.log);
-  auto [train_indices, validation_indices] = dataset->split();
-  if (validation_indices.empty()) {
-    if (settings.log) *settings.log << "warning: no validation images (validation fraction 0): evaluating on the training images\n";
-    validation_indices = train_indices;
-  }
+  const auto [train_indices, validation_indices] = dataset->training_split(settings.log);
   VQVAETask task(config, model, device, dataset, train_indices, validation_indices, settings, run.folder);
   const auto step = start_training(task, run, config);
   if (settings.log) {

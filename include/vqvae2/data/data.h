@@ -67,6 +67,12 @@ class ImageDataset {
 
   // Deterministic split by a hash of each image's name (stable when files are added).
   std::pair<std::vector<int64_t>, std::vector<int64_t>> split() const;
+  // split() as a run validates on it: when the validation fraction holds nothing out, the training
+  // images stand in as the validation set (and `log`, if given, is warned so).
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> training_split(std::ostream* log = nullptr) const;
+  // Up to `count` of the images at `indices`, spread evenly over them (a folder sorted by class shows
+  // every class), as uint8 [N, C, S, S]; undefined when there are none.
+  torch::Tensor spread(const std::vector<int64_t>& indices, int64_t count) const;
 
  private:
   ImageDataset(const DataOptions& options, const ImageFormat& format) : options_(options), format_(format) {}
