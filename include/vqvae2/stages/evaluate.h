@@ -30,8 +30,10 @@ struct Evaluation {
   static Evaluation from_json(const nlohmann::json& j);  // null -> all zero
 };
 
-// Reconstruction error, PSNR and code usage of `model` over `loader` (one pass, no gradients).
-Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device);
+// Reconstruction error, PSNR and code usage of `model` over `loader` (one pass, no gradients). With
+// a group, each process passes over its shard and the figures are those of the whole set.
+Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device,
+                          DistributedGroup* group = nullptr);
 
 // The images a trained VQ-VAE works on, in its format: the folder given, else the data it was
 // trained on.
@@ -63,7 +65,9 @@ struct LevelCodes {
 };
 LevelCodes level_codes(const CodeStore& store, int64_t level);
 
-// Held-out NLL in nats per code of `prior` on `data` (eval mode, no gradients).
-double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device);
+// Held-out NLL in nats per code of `prior` on `data` (eval mode, no gradients). With a group, each
+// process scores its share of `data` and the result is that of all of it.
+double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device,
+                      DistributedGroup* group = nullptr);
 
 }  // namespace vqvae2
