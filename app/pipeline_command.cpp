@@ -33,9 +33,10 @@ Command add_pipeline(CLI::App& top, Common& common) {
   app->add_option("--seed", config->seed, "seed of every stage")->capture_default_str();
   app->add_flag("--resume", config->resume, "continue an interrupted pipeline run in --out");
   add_common(app, common);
+  add_distributed_flags(app, common);
   return {app, [config, &common] {
             install_stop_handlers();
-            const auto result = run_pipeline(*config, common.settings());
+            const auto result = run_pipeline(*config, training_settings(common));
             if (result.interrupted) {
               std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --out {} --resume`\n", config->out);
               return kInterruptedExit;
