@@ -197,8 +197,10 @@ void DistributedGroup::on_main(const std::function<void()>& work) {
       work();
     } catch (...) {
       stop_heartbeat();
+      // The others read the verdict before rank 0 goes on (and maybe exits, closing the store).
       try {
         store_set(key, "failed");
+        barrier();
       } catch (const std::exception&) {
       }
       throw;
@@ -209,6 +211,7 @@ void DistributedGroup::on_main(const std::function<void()>& work) {
     } catch (const std::exception& e) {
       lost_contact("telling the other ranks that rank 0's work is done", e);
     }
+    barrier();
     return;
   }
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_seconds * 1000));
@@ -233,8 +236,18 @@ void DistributedGroup::on_main(const std::function<void()>& work) {
   } catch (const std::exception& e) {
     lost_contact("waiting for rank 0", e);
   }
-  VQVAE2_CHECK(store_get(key) == "done", "distributed training, rank {} of {}: rank 0 failed (its error says why)",
-               rank(), size());
+  std::string verdict;
+  try {
+    verdict = store_get(key);
+  } catch (const std::exception& e) {
+    lost_contact("reading rank 0's verdict", e);
+  }
+  if (verdict == "done") return barrier();
+  try {
+    barrier();
+  } catch (const std::exception&) {
+  }
+  fail("distributed training, rank {} of {}: rank 0 failed (its error says why)", rank(), size());
 }
 
 #if defined(VQVAE2_HAVE_GLOO)
@@ -414,8 +427,10 @@ std::shared_ptr<DistributedGroup> DistributedGroup::connect(const DistributedOpt
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail("distributed training, rank {} of {}: cannot connect the {} ranks ({}) within --dist-timeout {} s: {}",
-         options.rank, options.world_size, options.world_size, backend, options.timeout_seconds, describe(e));
+    fail("distributed training, rank {} of {}: cannot meet the other ranks in a {} process group within --dist-timeout "
+         "{} s: {}. Check that all {} processes were started and can reach each other (GLOO_SOCKET_IFNAME names the "
+         "network interface to use).",
+         options.rank, options.world_size, backend, options.timeout_seconds, describe(e), options.world_size);
   }
 }
 

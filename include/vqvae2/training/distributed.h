@@ -15,7 +15,8 @@
 //   - the quantizers' batch statistics (counts n_i, sums Σz) are summed over ranks before the EMA
 //     update, and codes restarted from data are picked once, by rank 0 (quantizer_sync);
 //   - rank 0's state is broadcast once at the start; random streams are per rank, from seed and rank
-//     (rank_seed), rank 0's being the single-process stream;
+//     (rank_seed), rank 0's being the single-process stream (so dropout masks differ from one
+//     process's: with dropout, R processes and one agree in distribution, without it to float rounding);
 //   - only rank 0 writes checkpoints, metrics and grids; all ranks agree on stopping (a signal to any
 //     one of them) and on skipping a non-finite loss, so they stop at the same step.
 // A rank that dies or stops answering makes every collective of the others fail within the timeout
