@@ -22,6 +22,8 @@ struct Common {
   std::string device = "cpu";
   ThreadOptions threads;
   bool quiet = false;
+  double dist_timeout = 300;       // --dist-timeout (training commands)
+  std::string dist_backend = "auto";
   RunSettings settings() const;  // progress and warnings to stderr
 };
 void add_common(CLI::App* app, Common& common);
@@ -53,5 +55,12 @@ Command add_train_vae(CLI::App& top, Common& common);
 Command add_compare(CLI::App& top, Common& common);
 // bench_command.cpp
 Command add_bench(CLI::App& top, Common& common);
+// launch_command.cpp
+Command add_launch(CLI::App& top, Common& common);
+// The flags of a training command that can run as several processes (--dist-timeout, --dist-backend).
+void add_distributed_flags(CLI::App* app, Common& common);
+// The settings of a training command: with WORLD_SIZE > 1 in the environment, this process joins
+// the others (rank 0 logs; the rest print nothing but errors) and takes its share of the cores.
+RunSettings training_settings(Common& common);
 
 }  // namespace vqvae2::cli

@@ -76,10 +76,11 @@ Command add_pipeline(CLI::App& top, Common& common) {
                 "with its two priors; the same steps for every autoencoder and for every prior), then `compare`; "
                 "--out defaults to runs/lineage");
   add_common(app, common);
+  add_distributed_flags(app, common);
   return {app, [config, lineage, app, &common] {
             install_stop_handlers();
             if (*lineage) return run_lineage_command(*config, *app, common);
-            const auto result = run_pipeline(*config, common.settings());
+            const auto result = run_pipeline(*config, training_settings(common));
             if (result.interrupted) {
               std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --out {} --resume`\n", config->out);
               return kInterruptedExit;

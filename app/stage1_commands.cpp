@@ -79,13 +79,15 @@ Command add_train_vqvae(CLI::App& top, Common& common) {
                 "continue the run in --out from its checkpoint (its configuration; schedule flags may be changed)");
   add_vqvae_flags(app, f->config);
   add_common(app, common);
+  add_distributed_flags(app, common);
   return {app, [f, app, &common] {
             install_stop_handlers();
+            const auto settings = training_settings(common);
             const auto run = open_training_run(f->out, VQVAEKind::name, f->resume);
             auto config = run.resumed ? run.resumed->config_as<Config>()
                                       : vqvae_preset(resolve_preset(f->preset, app->get_option("--data")->count() > 0));
             f->config.apply(config);
-            const auto result = train_vqvae(config, run, common.settings());
+            const auto result = train_vqvae(config, run, settings);
             const auto& e = result.final;
             std::cout << fmt::format(
                 "{} after {} steps: validation MSE {:.5f} (PSNR {:.2f} dB), code usage {}, perplexity {}\n",

@@ -69,8 +69,10 @@ Command add_train_prior(CLI::App& top, Common& common) {
   app->add_flag("--resume", f->resume, "continue the run in --out from its checkpoint");
   add_prior_flags(app, f->config);
   add_common(app, common);
+  add_distributed_flags(app, common);
   return {app, [f, &common] {
             install_stop_handlers();
+            const auto settings = training_settings(common);
             // A fresh run is configured from its codes; a resumed one from its checkpoint.
             TrainPriorConfig config;
             PriorCodes codes;
@@ -89,7 +91,7 @@ Command add_train_prior(CLI::App& top, Common& common) {
               codes = read_prior_codes(config.codes);
             }
             f->config.apply(config);
-            const auto result = train_prior(config, codes, run, common.settings());
+            const auto result = train_prior(config, codes, run, settings);
             std::cout << fmt::format(
                 "{} after {} steps: held-out NLL {:.3f} bits per code ({:.4f} bits per image dimension); uniform "
                 "would be {:.3f}\n",

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libtorch-dev          # LibTorch 1.13.1, CPU (brings oneDNN, Gloo, OpenMP)
+  libgloo-dev           # headers c10d's ProcessGroupGloo.hpp includes: data-parallel training (training/distributed.h)
   libopenblas0-pthread  # optimised BLAS; without it LibTorch falls back to reference BLAS (~15x slower)
   libgtest-dev          # GoogleTest
   libcli11-dev          # command-line parsing

@@ -188,6 +188,43 @@ TEST(Data, LoaderCoversAnEpochInARepeatableShuffledOrder) {
   EXPECT_EQ(rest, std::vector<int64_t>(seen.begin() + 60, seen.end()));
 }
 
+TEST(Data, ShardedLoadersSeeEveryImageOncePerEpochAndTogetherMakeTheBatch) {
+  DataOptions o;
+  o.limit = 50;
+  const auto dataset = ImageDataset::open(o, {8, 1});
+  std::vector<int64_t> indices(50);
+  std::iota(indices.begin(), indices.end(), 0);
+  for (const bool drop_last : {true, false}) {
+    const int64_t shards = 3, batch_size = 12;  // 4 batches of 12 (+ 2 left over without drop_last)
+    BatchLoader whole(dataset, indices, {batch_size, true, drop_last, 5, 2});
+    whole.start(2);
+    std::vector<std::vector<int64_t>> batches;
+    while (auto batch = whole.next()) batches.push_back(batch->indices);
+    std::vector<std::vector<std::vector<int64_t>>> parts(shards);
+    for (int64_t s = 0; s < shards; ++s) {
+      BatchLoader shard(dataset, indices, {batch_size, true, drop_last, 5, 2, s, shards});
+      shard.start(2);
+      while (auto batch = shard.next()) {
+        EXPECT_EQ(batch->images.size(0), static_cast<int64_t>(batch->indices.size()));
+        parts[s].push_back(batch->indices);
+      }
+    }
+    std::vector<int64_t> seen;
+    for (size_t b = 0; b < batches.size(); ++b) {
+      std::vector<int64_t> joined;  // the shards in rank order are the batch one loader gives
+      for (int64_t s = 0; s < shards; ++s) {
+        if (b < parts[s].size()) joined.insert(joined.end(), parts[s][b].begin(), parts[s][b].end());
+      }
+      EXPECT_EQ(joined, batches[b]) << "batch " << b << (drop_last ? " (drop last)" : "");
+      seen.insert(seen.end(), joined.begin(), joined.end());
+    }
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "an image seen twice";
+    EXPECT_EQ(static_cast<int64_t>(seen.size()), drop_last ? 48 : 50);
+  }
+  EXPECT_THROW(BatchLoader(dataset, indices, {10, true, true, 0, 1, 0, 3}), Error);  // 10 does not split in 3
+}
+
 TEST(Data, LoaderKeepsTheLastPartialBatchWhenAsked) {
   DataOptions o;
   o.limit = 25;

@@ -198,6 +198,11 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vecto
   VQVAE2_CHECK(!options_.drop_last || static_cast<int64_t>(indices_.size()) >= options_.batch_size,
                "batch size {} is larger than the {} images available; lower --batch-size", options_.batch_size,
                indices_.size());
+  VQVAE2_CHECK(options_.shards >= 1 && options_.shard >= 0 && options_.shard < options_.shards,
+               "shard {} of {} does not exist", options_.shard, options_.shards);
+  VQVAE2_CHECK(!options_.drop_last || options_.batch_size % options_.shards == 0,
+               "the batch size {} does not split evenly over {} processes; give a multiple of {}", options_.batch_size,
+               options_.shards, options_.shards);
   options_.prefetch = std::max<int64_t>(1, options_.prefetch);
 }
 
@@ -248,8 +253,11 @@ void BatchLoader::produce(std::vector<int64_t> order, int64_t first_batch, uint6
     const auto n = static_cast<int64_t>(order.size());
     for (int64_t b = first_batch; b < total; ++b) {
       Batch batch;
-      const auto begin = b * options_.batch_size;
-      const auto end = std::min(n, begin + options_.batch_size);
+      const auto batch_begin = b * options_.batch_size;
+      const auto length = std::min(n, batch_begin + options_.batch_size) - batch_begin;
+      const auto begin = batch_begin + options_.shard * length / options_.shards;
+      const auto end = batch_begin + (options_.shard + 1) * length / options_.shards;
+      if (begin == end) continue;
       std::vector<torch::Tensor> images;
       for (int64_t i = begin; i < end; ++i) {
         batch.indices.push_back(order[i]);

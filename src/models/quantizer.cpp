@@ -77,14 +77,21 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
 
   if (is_training() && options_.init_from_data && initialised_.item<float>() == 0) {
     torch::NoGradGuard no_grad;
-    const auto picks = torch::randint(z.size(0), {options_.codes}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
-    overwrite(torch::arange(options_.codes, picks.options()), z.detach().index_select(0, picks));
+    overwrite(torch::arange(options_.codes, torch::TensorOptions().dtype(torch::kLong).device(z.device())),
+              pick_vectors(z.detach(), options_.codes));
     initialised_.fill_(1);
   }
 
   const auto codes = functional::nearest_codes(z.detach(), codebook());  // [N]
   const auto e_k = codebook().index_select(0, codes);                      // [N, D]
-  const auto counts = functional::code_counts(codes, options_.codes);      // [K]
+  auto counts = functional::code_counts(codes, options_.codes);            // [K]
+  torch::Tensor sums;                                                      // [K, D] Σ_j z_ij, EMA only
+  if (is_training()) {
+    torch::NoGradGuard no_grad;
+    if (options_.ema) sums = torch::zeros({options_.codes, options_.dim}, z.options()).index_add_(0, codes, z.detach());
+    // Replicas: the statistics of the whole batch, so every replica takes the same EMA step.
+    if (replicas_) replicas_->sum(sums.defined() ? std::vector<torch::Tensor>{counts, sums} : std::vector<torch::Tensor>{counts});
+  }
 
   QuantizerOutput out;
   out.codebook_loss = codebook_loss(z, e_k);
@@ -96,7 +103,7 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
 
   if (is_training()) {
     torch::NoGradGuard no_grad;
-    update(z.detach(), codes, counts);
+    update(counts, sums);
     if (options_.dead_code_threshold > 0) restart_dead_codes(z.detach());
   }
   return out;
@@ -118,9 +125,25 @@ void QuantizerImpl::restart_dead_codes(const torch::Tensor& z) {
   const auto dead = (cluster_size_ < options_.dead_code_threshold).nonzero().reshape(-1);
   const auto n_dead = dead.numel();
   if (n_dead == 0) return;
-  const auto picks = torch::randint(z.size(0), {n_dead}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
-  overwrite(dead, z.index_select(0, picks));
+  overwrite(dead, pick_vectors(z, n_dead));
   restarts_.add_(n_dead);
+}
+
+torch::Tensor QuantizerImpl::pick_vectors(const torch::Tensor& z, int64_t count) {
+  // Replicas: the whole batch is [z of replica 0; z of replica 1; ...]. Replica 0 draws the rows (its
+  // random stream is the one a single process would use), each replica fills in the rows it holds,
+  // and a sum gives every replica the same vectors a single process would have picked.
+  const auto n = z.size(0);
+  const auto replicas = replicas_ ? replicas_->replicas : 1;
+  auto picks = torch::randint(n * replicas, {count}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
+  if (replicas == 1) return z.index_select(0, picks);
+  replicas_->broadcast({picks});
+  const auto local = picks - replicas_->rank * n;
+  const auto mine = ((local >= 0) & (local < n)).nonzero().reshape(-1);
+  auto values = torch::zeros({count, z.size(1)}, z.options());
+  values.index_copy_(0, mine, z.index_select(0, local.index_select(0, mine)));
+  replicas_->sum({values});
+  return values;
 }
 
 void QuantizerImpl::pretty_print(std::ostream& stream) const {
@@ -137,7 +160,7 @@ VectorQuantizerImpl::VectorQuantizerImpl(const QuantizerOptions& options) : Quan
   codebook_ = register_parameter("codebook", torch::empty({options_.codes, options_.dim}).uniform_(-bound, bound));
 }
 
-void VectorQuantizerImpl::update(const torch::Tensor&, const torch::Tensor&, const torch::Tensor& counts) {
+void VectorQuantizerImpl::update(const torch::Tensor& counts, const torch::Tensor&) {
   // e learns by gradient; only the usage statistics move here.
   cluster_size_.mul_(options_.decay).add_(counts, 1 - options_.decay);
 }
@@ -159,8 +182,7 @@ VectorQuantizerEMAImpl::VectorQuantizerEMAImpl(const QuantizerOptions& options) 
   embed_sum_ = register_buffer("embed_sum", codebook_.clone());  // m_i = N_i e_i with N_i = 1
 }
 
-void VectorQuantizerEMAImpl::update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) {
-  const auto sums = torch::zeros_like(embed_sum_).index_add_(0, codes, z);  // Σ_j z_ij  [K, D]
+void VectorQuantizerEMAImpl::update(const torch::Tensor& counts, const torch::Tensor& sums) {
   functional::ema_update(cluster_size_, embed_sum_, codebook_, counts, sums, options_.decay, options_.epsilon);
 }
 

@@ -5,6 +5,7 @@
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/core/files.h"
 #include "vqvae2/data/image.h"
+#include "vqvae2/training/distributed.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,7 +31,7 @@ Evaluation Evaluation::from_json(const nlohmann::json& j) {
 }
 
 Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device,
-                          const EvaluatedBatch& each_batch) {
+                          const EvaluatedBatch& each_batch, DistributedGroup* group) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -54,6 +55,12 @@ Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const t
     }
   }
   model->train(was_training);
+  if (group) {
+    group->sum(counts);
+    const auto sums = group->sum(std::vector<double>{squared_error, static_cast<double>(result.images)});
+    squared_error = sums[0];
+    result.images = static_cast<int64_t>(sums[1]);
+  }
   VQVAE2_CHECK(result.images > 0, "nothing to evaluate: the evaluation set is empty");
   result.mse = squared_error / static_cast<double>(result.images);
   result.psnr = psnr_from_mse(result.mse);
@@ -118,20 +125,25 @@ LevelCodes level_codes(const CodeStore& store, int64_t level) {
   return out;
 }
 
-double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device) {
+double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device,
+                      DistributedGroup* group) {
   torch::NoGradGuard no_grad;
   const bool was_training = prior->is_training();
   prior->eval();
   const auto n = data.codes.size(0);
   VQVAE2_CHECK(n > 0, "nothing to evaluate: no codes");
+  // This process's share: rows [r·n/R, (r+1)·n/R).
+  const auto rank = group ? group->rank() : 0, ranks = group ? group->size() : 1;
+  const auto first = rank * n / ranks, last = (rank + 1) * n / ranks;
   double total = 0;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const auto end = std::min(n, begin + batch_size);
+  for (int64_t begin = first; begin < last; begin += batch_size) {
+    const auto end = std::min(last, begin + batch_size);
     const auto codes = data.codes.slice(0, begin, end).to(device);
     const auto condition = data.condition.defined() ? data.condition.slice(0, begin, end).to(device) : torch::Tensor();
     total += prior->loss(codes, condition).item<double>() * static_cast<double>(end - begin);
   }
   prior->train(was_training);
+  if (group) total = group->sum(std::vector<double>{total})[0];
   return total / static_cast<double>(n);
 }
 

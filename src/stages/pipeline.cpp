@@ -2,9 +2,11 @@
 
 #include "vqvae2/core/error.h"
 #include "vqvae2/stages/presets.h"
+#include "vqvae2/training/distributed.h"
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <tuple>
 
 namespace vqvae2 {
@@ -46,7 +48,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
   // 2. Its codes.
   headline(settings, "2/4 extract codes");
   const auto codes_dir = (root / "codes").string();
-  result.codes = extract_codes({vqvae_dir, codes_dir, 64}, settings);
+  // Several processes: rank 0 extracts, the others wait for it (and then read the same codes).
+  const auto on_main = [&](const std::function<void()>& work) { settings.group ? settings.group->on_main(work) : work(); };
+  on_main([&] { result.codes = extract_codes({vqvae_dir, codes_dir, 64}, settings); });
   const auto codes = read_prior_codes(codes_dir);
 
   // 3. One prior per level, top first.
@@ -77,7 +81,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
   sampling.count = config.samples;
   sampling.seed = config.seed;
   sampling.out = result.samples_path = (root / "samples.png").string();
-  result.samples = sample_images(sampling, settings);
+  on_main([&] { result.samples = sample_images(sampling, settings); });
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/data/data.h"
 #include "vqvae2/stages/presets.h"
+#include "vqvae2/training/distributed.h"
 
 #include <cmath>
 #include <filesystem>
@@ -65,13 +66,16 @@ namespace {
 
 class PriorTask : public ModelTask {
  public:
-  PriorTask(const TrainPriorConfig& config, Prior prior, torch::Device device, LevelCodes train, LevelCodes validation)
+  PriorTask(const TrainPriorConfig& config, Prior prior, torch::Device device, LevelCodes train, LevelCodes validation,
+            const RunSettings& settings)
       : ModelTask(PriorKind::name, config, prior.ptr(), config.train.learning_rate),
         config_(config),
         prior_(std::move(prior)),
         device_(device),
         train_(std::move(train)),
-        validation_(std::move(validation)) {
+        validation_(std::move(validation)),
+        group_(settings.group),
+        share_(settings.share_of(config.train.batch_size)) {
     all_.resize(train_.codes.size(0));
     std::iota(all_.begin(), all_.end(), 0);
   }
@@ -87,8 +91,9 @@ class PriorTask : public ModelTask {
 
   bool forward(nlohmann::json& figures, int64_t& images) override {
     if (next_batch_ >= batches_per_epoch()) return false;
-    const auto b = config_.train.batch_size;
-    const auto picks = order_.slice(0, next_batch_ * b, (next_batch_ + 1) * b);
+    // This process's share of the global batch: rows [r·B/R, (r+1)·B/R) of it.
+    const auto first = next_batch_ * config_.train.batch_size + (group_ ? group_->rank() : 0) * share_;
+    const auto picks = order_.slice(0, first, first + share_);
     ++next_batch_;
     prior_->train();
     const auto codes = train_.codes.index_select(0, picks).to(device_);
@@ -97,12 +102,12 @@ class PriorTask : public ModelTask {
     loss_ = prior_->loss(codes, condition);
     const auto nats = loss_.item<double>();
     figures = {{"loss", nats}, {"bits_per_code", bits_from_nats(nats)}};
-    images = b;
+    images = share_;
     return true;
   }
 
   nlohmann::json evaluate() override {
-    const auto nats = evaluate_prior(prior_, validation_, config_.train.batch_size, device_);
+    const auto nats = evaluate_prior(prior_, validation_, config_.train.batch_size, device_, group_.get());
     const auto& o = prior_->options();
     const double bits = bits_from_nats(nats);
     nlohmann::json e = {{"nll_nats", nats}, {"bits_per_code", bits}, {"codes", validation_.codes.size(0)}};
@@ -123,6 +128,8 @@ class PriorTask : public ModelTask {
   Prior prior_;
   torch::Device device_;
   LevelCodes train_, validation_;
+  std::shared_ptr<DistributedGroup> group_;
+  int64_t share_;  // code maps per step on this process
   std::vector<int64_t> all_;
   torch::Tensor order_;
   int64_t next_batch_ = 0;
@@ -146,7 +153,7 @@ TrainPriorResult train_prior(const TrainPriorConfig& config, const PriorCodes& c
   seed_everything(config.train.seed);
   Prior prior(config.model);
   prior->to(device);
-  PriorTask task(config, prior, device, train, validation);
+  PriorTask task(config, prior, device, train, validation, settings);
   const auto step = start_training(task, run, config);
   if (settings.log) {
     int64_t parameters = 0;

@@ -4,6 +4,7 @@
 #include "vqvae2/core/error.h"
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/data/image.h"
+#include "vqvae2/training/distributed.h"
 
 #include <algorithm>
 #include <numeric>
@@ -23,11 +24,12 @@ class VQVAETask : public ModelTask {
         device_(device),
         train_loader_(dataset, train,
                       {config.train.batch_size, /*shuffle=*/true, /*drop_last=*/true, config.train.seed,
-                       settings.loader_prefetch}),
+                       settings.loader_prefetch, settings.rank(), settings.ranks()}),
         validation_loader_(dataset, validation,
                            {config.train.batch_size, /*shuffle=*/false, /*drop_last=*/false, config.train.seed,
-                            settings.loader_prefetch}),
-        run_(std::move(run)) {
+                            settings.loader_prefetch, settings.rank(), settings.ranks()}),
+        run_(std::move(run)),
+        group_(settings.group) {
     grid_ = dataset->spread(validation, config.train.grid_images);
   }
 
@@ -61,7 +63,9 @@ class VQVAETask : public ModelTask {
     for (size_t i = 0; i < snapshot_.size(); ++i) state[i].copy_(snapshot_[i]);
   }
 
-  nlohmann::json evaluate() override { return evaluate_vqvae(model_, validation_loader_, device_).to_json(); }
+  nlohmann::json evaluate() override {
+    return evaluate_vqvae(model_, validation_loader_, device_, {}, group_.get()).to_json();
+  }
 
   std::string summarize(const nlohmann::json& e) const override {
     return fmt::format("validation MSE {:.5f}, PSNR {:.2f} dB, code usage {}", e.at("mse").get<double>(),
@@ -95,6 +99,7 @@ class VQVAETask : public ModelTask {
   torch::Device device_;
   BatchLoader train_loader_, validation_loader_;
   RunFolder run_;
+  std::shared_ptr<DistributedGroup> group_;
   torch::Tensor grid_;
   std::vector<torch::Tensor> snapshot_;  // quantizer state before the last forward pass (skip mode)
 };
@@ -107,6 +112,10 @@ TrainVQVAEResult train_vqvae(const TrainVQVAEConfig& config, const TrainingRun& 
   seed_everything(config.train.seed);
   HierarchicalVQVAE model(config.model);
   model->to(device);
+  settings.share_of(config.train.batch_size);
+  if (settings.group) {
+    for (int64_t l = 0; l < config.model.levels(); ++l) model->quantizer(l).set_replicas(quantizer_sync(settings.group));
+  }
 
   const auto dataset = ImageDataset::open(config.data, config.model.format(), settings.log);
   const auto [train_indices, validation_indices] = dataset->training_split(settings.log);

@@ -5,6 +5,7 @@
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/core/progress.h"
 #include "vqvae2/core/report.h"
+#include "vqvae2/training/distributed.h"
 #include "vqvae2/training/run.h"
 
 #include <torch/torch.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 namespace vqvae2 {
 
@@ -27,6 +29,16 @@ void TrainSchedule::validate() const {
   VQVAE2_CHECK(grid_images >= 0, "grid images must be >= 0, got {}", grid_images);
 }
 
+int64_t RunSettings::rank() const { return group ? group->rank() : 0; }
+int64_t RunSettings::ranks() const { return group ? group->size() : 1; }
+int64_t RunSettings::share_of(int64_t batch_size) const {
+  VQVAE2_CHECK(batch_size % ranks() == 0,
+               "the batch size {} (images per step over all processes) does not split evenly over {} processes; give a "
+               "multiple of {}",
+               batch_size, ranks(), ranks());
+  return batch_size / ranks();
+}
+
 // ---- a module trained by Adam -------------------------------------------------------------------
 
 ModelTask::ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<torch::nn::Module> module,
@@ -36,11 +48,30 @@ ModelTask::ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<to
       module_(std::move(module)),
       optimizer_(module_->parameters(), torch::optim::AdamOptions(learning_rate)) {}
 
+ModelTask::~ModelTask() = default;
+
 void ModelTask::step() {
   optimizer_.zero_grad();
+  if (averager_) averager_->prepare();
   loss_.backward();
+  if (averager_) averager_->finish();
   optimizer_.step();
   loss_ = torch::Tensor();
+}
+
+void ModelTask::distribute(std::shared_ptr<DistributedGroup> group) {
+  // Every rank built and restored the same model; taking rank 0's copy makes that a certainty.
+  std::vector<torch::Tensor> floats;
+  for (const auto& p : module_->parameters()) floats.push_back(p);
+  for (const auto& b : module_->buffers()) {
+    if (b.scalar_type() == torch::kFloat) {
+      floats.push_back(b);
+    } else {
+      group->broadcast({b});
+    }
+  }
+  if (!floats.empty()) group->broadcast(floats);
+  averager_ = std::make_unique<GradientAverager>(group, module_->parameters());
 }
 
 void ModelTask::discard() { loss_ = torch::Tensor(); }
@@ -87,7 +118,8 @@ int64_t start_training(ModelTask& task, const TrainingRun& run, const nlohmann::
 }
 
 LoopSettings loop_settings(const TrainingRun& run, const std::string& label, const RunSettings& settings) {
-  return {label, run.checkpoint, run.folder.file("metrics.jsonl"), settings.quiet, settings.log, run.folder.root()};
+  return {label,         run.checkpoint,      run.folder.file("metrics.jsonl"), settings.quiet, settings.log,
+          run.folder.root(), settings.group};
 }
 
 // ---- the loop -----------------------------------------------------------------------------------
@@ -104,40 +136,56 @@ nlohmann::json eval_record(const nlohmann::json& evaluation, int64_t step, int64
 
 LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, int64_t start_step,
                              const LoopSettings& settings) {
+  const auto& group = settings.group;
+  const bool main = !group || group->is_main();  // the process that logs and writes
+  const auto ranks = group ? group->size() : 1;
+  std::ostream* console = main ? settings.log : nullptr;
   const auto per_epoch = task.batches_per_epoch();
   VQVAE2_CHECK(per_epoch >= 1, "no complete batch per epoch: lower the batch size");
   const auto total = schedule.total_steps(per_epoch);
   VQVAE2_CHECK(start_step <= total,
                "the checkpoint is at step {}, past the {} steps asked for; ask for more steps or epochs", start_step,
                total);
-  if (start_step > 0) {
-    MetricsLog::truncate_after(settings.metrics, start_step);
-  } else {
-    std::filesystem::remove(settings.metrics);
+  std::optional<MetricsLog> log;
+  if (main) {
+    if (start_step > 0) {
+      MetricsLog::truncate_after(settings.metrics, start_step);
+    } else {
+      std::filesystem::remove(settings.metrics);
+    }
+    log.emplace(settings.metrics);
   }
-  MetricsLog log(settings.metrics);
+  const auto record = [&](const nlohmann::json& line) {
+    if (log) log->write(line);
+  };
+  if (group) task.distribute(group);
   LoopResult result;
   int64_t step = start_step;
   if (step == 0) {
     result.initial = task.evaluate();
-    log.write(eval_record(result.initial, 0, 0));
+    record(eval_record(result.initial, 0, 0));
   }
 
-  ProgressBar bar(settings.label, total, step, settings.log, !settings.quiet);
+  ProgressBar bar(settings.label, total, step, console, !settings.quiet && main);
   std::string last_checkpoint = start_step > 0 ? settings.checkpoint : "";
   int64_t epoch = step / per_epoch;
   task.start_epoch(epoch, step % per_epoch);
   auto window_start = std::chrono::steady_clock::now();
-  int64_t window_images = 0;
+  int64_t window_images = 0, window_steps = 0, window_bytes = group ? group->bytes_reduced() : 0;
   int64_t skipped_in_a_row = 0;
+  const auto seed = rank_seed(schedule.seed, group ? group->rank() : 0);
   while (step < total) {
-    torch::manual_seed(step_seed(schedule.seed, step));  // dropout, restarts: a function of the step
+    torch::manual_seed(step_seed(seed, step));  // dropout, restarts: a function of the step (and rank)
     nlohmann::json figures;
     int64_t images = 0;
     if (!task.forward(figures, images)) {
       task.start_epoch(++epoch, 0);
       continue;
     }
+    // Several processes: the batch's figures are the means over ranks, and a signal to any rank
+    // stops them all after this step.
+    bool stop_agreed = false;
+    if (group) stop_agreed = average_figures(*group, figures, stop_requested());
     const auto loss = figures.at("loss").is_number() ? figures.at("loss").get<double>() : std::nan("");
     const bool skip_mode = schedule.on_nan == NanPolicy::kSkip;
     if (!std::isfinite(loss) && skip_mode && skipped_in_a_row < kMaxSkippedInARow) {
@@ -145,7 +193,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       ++step;
       ++skipped_in_a_row;
       ++result.skipped;
-      log.write({{"event", "skipped"}, {"step", step}, {"epoch", epoch}, {"reason", "non-finite loss"}});
+      record({{"event", "skipped"}, {"step", step}, {"epoch", epoch}, {"reason", "non-finite loss"}});
       bar.message(fmt::format("warning: step {}: the loss is not finite; batch skipped ({} in a row)", step,
                               skipped_in_a_row));
     } else {
@@ -158,7 +206,8 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       task.step();
       ++step;
       skipped_in_a_row = 0;
-      window_images += images;
+      window_images += images * ranks;
+      ++window_steps;
     }
 
     if (skipped_in_a_row == 0 && (step % schedule.log_every == 0 || step == total)) {
@@ -167,29 +216,37 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       figures["epoch"] = epoch;
       figures["lr"] = schedule.learning_rate;
       figures["images_per_second"] = window_images / std::max(seconds, 1e-9);
-      log.write(figures);
+      if (group) {
+        figures["ranks"] = ranks;
+        figures["reduced_bytes_per_step"] = (group->bytes_reduced() - window_bytes) / std::max<int64_t>(1, window_steps);
+        window_bytes = group->bytes_reduced();
+      }
+      record(figures);
       window_start = std::chrono::steady_clock::now();
       window_images = 0;
+      window_steps = 0;
     }
     bar.update(step, fmt::format("loss {:.4f}", loss));
 
     const bool epoch_end = step % per_epoch == 0;
     if (epoch_end || step == total) {
       result.final = task.evaluate();
-      log.write(eval_record(result.final, step, (step + per_epoch - 1) / per_epoch));
+      record(eval_record(result.final, step, (step + per_epoch - 1) / per_epoch));
       bar.message(fmt::format("step {}: {}", step, task.summarize(result.final)));
-      task.after_evaluation(step);
-      if (!settings.report.empty()) {
-        try {
-          write_report(settings.report);
-        } catch (const std::exception& e) {  // a page to look at never stops training
-          bar.message(fmt::format("warning: report.html not written: {}", describe(e)));
+      if (main) {
+        task.after_evaluation(step);
+        if (!settings.report.empty()) {
+          try {
+            write_report(settings.report);
+          } catch (const std::exception& e) {  // a page to look at never stops training
+            bar.message(fmt::format("warning: report.html not written: {}", describe(e)));
+          }
         }
       }
     }
-    const bool stopping = stop_requested();
+    const bool stopping = group ? stop_agreed : stop_requested();
     if (step % schedule.checkpoint_every == 0 || epoch_end || step == total || stopping) {
-      task.save(settings.checkpoint, step);
+      if (main) task.save(settings.checkpoint, step);
       last_checkpoint = settings.checkpoint;
     }
     if (stopping) {

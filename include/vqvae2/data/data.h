@@ -108,6 +108,10 @@ struct LoaderOptions {
   bool drop_last = true;
   uint64_t seed = 0;     // the order of epoch e is a function of (seed, e) only
   int64_t prefetch = 4;  // batches decoded ahead
+  // Data-parallel training: each batch is split in `shards` contiguous parts and this loader yields
+  // part `shard` (empty parts are left out), so the shards of all loaders together are the batch.
+  int64_t shard = 0;
+  int64_t shards = 1;
 };
 
 struct Batch {
@@ -126,7 +130,8 @@ class BatchLoader {
   int64_t size() const { return static_cast<int64_t>(indices_.size()); }
   // Starts epoch `epoch` at batch `first_batch` (resume lands mid-epoch exactly).
   void start(int64_t epoch, int64_t first_batch = 0);
-  // The next batch of the current epoch, or nothing at its end. Rethrows loading errors.
+  // The next batch (this loader's shard of it) of the current epoch, or nothing at its end.
+  // Rethrows loading errors.
   std::optional<Batch> next();
 
   // The dataset order of epoch `epoch` (shuffled_order, or as given without shuffling).

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -26,6 +28,15 @@ struct QuantizerOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(QuantizerOptions, codes, dim, ema, beta, decay, epsilon,
                                                 init_from_data, dead_code_threshold)
+
+// How the replicas of a quantizer agree on one codebook in data-parallel training, each
+// quantising its share of the batch (training/distributed.h makes one from a process group).
+struct ReplicaSync {
+  int64_t rank = 0;      // this replica
+  int64_t replicas = 1;  // all of them; every replica's share has the same size
+  std::function<void(std::vector<torch::Tensor>)> sum;        // in place: element-wise sums over replicas
+  std::function<void(std::vector<torch::Tensor>)> broadcast;  // in place: replica 0's values
+};
 
 struct QuantizerOutput {
   torch::Tensor z_q;              // [B, D, H, W] e_k in the forward pass, gradient copied to z_e
@@ -79,19 +90,27 @@ class QuantizerImpl : public torch::nn::Module {
   virtual const torch::Tensor& codebook() const = 0;  // e [K, D]
   const QuantizerOptions& options() const { return options_; }
   int64_t restarted_codes() const { return restarts_.item<int64_t>(); }
+  // Replicas to agree with (nullptr: this process holds the whole batch). In training, the batch
+  // statistics n_i and Σz are then summed over replicas before the codebook moves, and vectors
+  // for data initialisation and restarts are drawn once, from the whole batch, by replica 0.
+  void set_replicas(std::shared_ptr<const ReplicaSync> replicas) { replicas_ = std::move(replicas); }
 
   void pretty_print(std::ostream& stream) const override;
 
  protected:
-  // Moves the codebook towards this batch: z [N, D], codes [N], counts [K]. No autograd.
-  virtual void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) = 0;
+  // Moves the codebook towards this batch's statistics: counts n [K] and, for the EMA variant,
+  // sums Σz [K, D] (undefined otherwise). No autograd.
+  virtual void update(const torch::Tensor& counts, const torch::Tensor& sums) = 0;
   // Sets codes `which` to the vectors `values` [n, D] (data initialisation and restarts).
   virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values) = 0;
   virtual torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const = 0;
 
   void restart_dead_codes(const torch::Tensor& z);
+  // `count` vectors drawn uniformly from the whole batch: z [N, D] here, [R·N, D] over replicas.
+  torch::Tensor pick_vectors(const torch::Tensor& z, int64_t count);
 
   QuantizerOptions options_;
+  std::shared_ptr<const ReplicaSync> replicas_;
   torch::Tensor cluster_size_;  // N [K]: EMA of how many vectors each code receives per batch
   torch::Tensor initialised_;   // 0/1 scalar: has the codebook been set from data yet
   torch::Tensor restarts_;      // int64 scalar: codes restarted so far
@@ -104,7 +123,7 @@ class VectorQuantizerImpl : public QuantizerImpl {
   const torch::Tensor& codebook() const override { return codebook_; }
 
  protected:
-  void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
+  void update(const torch::Tensor& counts, const torch::Tensor& sums) override;
   void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 
@@ -122,7 +141,7 @@ class VectorQuantizerEMAImpl : public QuantizerImpl {
   const torch::Tensor& cluster_size() const { return cluster_size_; }
 
  protected:
-  void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
+  void update(const torch::Tensor& counts, const torch::Tensor& sums) override;
   void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 

@@ -36,9 +36,10 @@ struct Evaluation {
 using EvaluatedBatch = std::function<void(const Batch& batch, const torch::Tensor& reconstructions,
                                           const torch::Tensor& squared_errors)>;
 
-// Reconstruction error, PSNR and code usage of `model` over `loader` (one pass, no gradients).
+// Reconstruction error, PSNR and code usage of `model` over `loader` (one pass, no gradients). With
+// a group, each process passes over its shard and the figures are those of the whole set.
 Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device,
-                          const EvaluatedBatch& each_batch = {});
+                          const EvaluatedBatch& each_batch = {}, DistributedGroup* group = nullptr);
 
 // The images a trained VQ-VAE works on, in its format: the folder given, else the data it was
 // trained on.
@@ -74,8 +75,10 @@ LevelCodes level_codes(const CodeStore& store, int64_t level);
 // level above for a conditional prior); `name` names the store in the message.
 void check_codes_fit(const PriorOptions& prior, const CodeStore& store, const std::string& name);
 
-// Held-out NLL in nats per code of `prior` on `data` (eval mode, no gradients).
-double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device);
+// Held-out NLL in nats per code of `prior` on `data` (eval mode, no gradients). With a group, each
+// process scores its share of `data` and the result is that of all of it.
+double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device,
+                      DistributedGroup* group = nullptr);
 
 // ---- `vqvae2 evaluate`: a trained model of any kind on data it may never have seen -------------------
 

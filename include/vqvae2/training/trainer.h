@@ -23,12 +23,17 @@
 
 namespace vqvae2 {
 
+class DistributedGroup;  // training/distributed.h
+class GradientAverager;
+
 // What to do with a batch whose loss is NaN or infinite.
 enum class NanPolicy { kStop, kSkip };
 NLOHMANN_JSON_SERIALIZE_ENUM(NanPolicy, {{NanPolicy::kStop, "stop"}, {NanPolicy::kSkip, "skip"}})
 
 constexpr int64_t kMaxSkippedInARow = 10;
 
+// The schedule is global: with several processes (training/distributed.h) the batch size counts the
+// images of one step over all of them, so steps, epochs and results do not depend on their number.
 struct TrainSchedule {
   int64_t batch_size = 32;
   int64_t epochs = 10;
@@ -53,6 +58,14 @@ struct RunSettings {
   bool quiet = false;            // no progress bar
   int64_t loader_prefetch = 4;   // batches decoded ahead
   std::ostream* log = nullptr;   // progress, warnings and summaries (the CLI passes &std::cerr); nullptr = silent
+  // The processes training together (nullptr: this one alone). Tasks take their shard of each batch
+  // and reduce their evaluations over it; the loop averages gradients and lets rank 0 write.
+  std::shared_ptr<DistributedGroup> group;
+
+  int64_t rank() const;   // 0 without a group
+  int64_t ranks() const;  // 1 without a group
+  // This process's share of a global batch of `batch_size`; throws unless it splits evenly.
+  int64_t share_of(int64_t batch_size) const;
 };
 
 // What a model brings to the loop.
@@ -78,6 +91,8 @@ class TrainingTask {
   virtual void after_evaluation(int64_t step) {}
   // Writes a checkpoint for training step `step` to `path` (atomically).
   virtual void save(const std::string& path, int64_t step) = 0;
+  // Joins the processes of `group` before the first step (the loop calls it when there are several).
+  virtual void distribute(std::shared_ptr<DistributedGroup> group) {}
 };
 
 // The part of a task that is the same for every model: one module trained by Adam on the loss its
@@ -85,12 +100,15 @@ class TrainingTask {
 class ModelTask : public TrainingTask {
  public:
   ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<torch::nn::Module> module, double learning_rate);
+  ~ModelTask() override;
 
-  void step() override;     // ∇loss_, one Adam step
+  void step() override;     // ∇loss_ (averaged over the group's processes), one Adam step
   void discard() override;  // drops loss_; tasks whose forward() changes state undo it too
   void save(const std::string& path, int64_t step) override;
   // Loads the module's and the optimiser's state; returns the checkpoint's step.
   int64_t restore(const ModelCheckpoint& checkpoint);
+  // Takes rank 0's parameters and buffers, and averages gradients over `group` from now on.
+  void distribute(std::shared_ptr<DistributedGroup> group) override;
 
  protected:
   torch::Tensor loss_;  // set by forward()
@@ -100,6 +118,7 @@ class ModelTask : public TrainingTask {
   nlohmann::json config_;
   std::shared_ptr<torch::nn::Module> module_;
   torch::optim::Adam optimizer_;
+  std::unique_ptr<GradientAverager> averager_;
 };
 
 // A run folder opened for training: fresh, or resumed from its checkpoint, which is read once here
@@ -126,6 +145,7 @@ struct LoopSettings {
   bool quiet = false;      // no progress bar
   std::ostream* log = nullptr;
   std::string report;      // run folder whose report.html is rewritten after every evaluation ("" = none)
+  std::shared_ptr<DistributedGroup> group;  // several processes: only rank 0 logs and writes
 };
 
 struct LoopResult {
@@ -137,7 +157,8 @@ struct LoopResult {
 };
 
 // Runs `task` from `start_step` to the schedule's total. When resuming (start_step > 0) the metrics
-// log is cut back to `start_step` first, so it holds every step once.
+// log is cut back to `start_step` first, so it holds every step once. With a group, every process
+// runs the loop: they agree each step on the loss and on stopping, and only rank 0 writes.
 LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, int64_t start_step,
                              const LoopSettings& settings);
 
