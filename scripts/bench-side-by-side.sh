@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Times vqvae2 and the reference PyTorch implementation (rosinality/vq-vae-2-pytorch, commit ef5f67c)
+# on the same work, one after the other, in one run on one machine: the only kind of speed
+# comparison README.md quotes.
+#
+#   scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS]
+#
+# REF_DIR holds the reference's vqvae.py, pixelsnail.py and distributed/ (vqvae.py imports it):
+#   git clone https://github.com/rosinality/vq-vae-2-pytorch && cd vq-vae-2-pytorch &&
+#   git checkout ef5f67c && git archive HEAD vqvae.py pixelsnail.py distributed | tar -x -C REF_DIR
+# The reference runs under Debian's python3-torch (installed here if missing), with the same number of
+# LibTorch threads and one OpenBLAS thread, as vqvae2 does (bench/pytorch_reference_bench.py).
+# Both sides time a VQ-VAE training step (64x64 batch 16, 256x256 batch 4) and a top (32x32, batch 8)
+# and bottom (64x64, batch 4) prior training step at the reference widths; medians of ITERATIONS.
+# Run it on a quiet machine: anything else running changes both columns.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+ref=${1:?usage: scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS]}
+threads=${2:-$(nproc)}
+iterations=${3:-3}
+[ -f "$ref/vqvae.py" ] && [ -f "$ref/pixelsnail.py" ] && [ -d "$ref/distributed" ] || { echo "bench: $ref lacks vqvae.py, pixelsnail.py or distributed/" >&2; exit 1; }
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+fi
+vqvae2="${VQVAE2_BUILD_DIR:-$root/build}/vqvae2"
+[ -x "$vqvae2" ] || VQVAE2_TARGET=vqvae2 "$root/scripts/build.sh"
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bf16/AMX: $(grep -o 'amx[a-z_0-9]*\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations"
+"$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
+"$vqvae2" bench prior --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
+echo "## reference: bench/pytorch_reference_bench.py --threads $threads --iters $iterations (OPENBLAS_NUM_THREADS=1)"
+OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" \
+  --iters "$iterations" --what vqvae,prior
