@@ -1,5 +1,7 @@
 #include "vqvae2/models/quantizer.h"
 
+#include "vqvae2/core/precision.h"
+
 #include <gtest/gtest.h>
 
 namespace vqvae2 {
@@ -204,6 +206,44 @@ TEST_F(Quantizer, RejectsBadShapesAndCodes) {
   EXPECT_THROW(quantizer->embed(torch::full({1, 2, 2}, 8, torch::kLong)), std::exception);
   auto bad = options(0, 4, true);
   EXPECT_THROW(VectorQuantizerEMA{bad}, std::exception);
+}
+
+TEST_F(Quantizer, StaysFp32UnderBf16AutocastAndPicksTheCodesOfFp32) {
+  // An encoder under bf16 autocast hands over bf16 z_e; the same values in fp32 must give the same
+  // codes, losses and EMA step, all in fp32.
+  auto o = options(64, 16, true);
+  o.init_from_data = true;
+  VectorQuantizerEMA fp32(o), bf16(o);
+  {
+    torch::NoGradGuard no_grad;
+    bf16->codebook().copy_(fp32->codebook());
+    bf16->embed_sum().copy_(fp32->embed_sum());
+  }
+  const auto z_e = (torch::randn({4, 16, 6, 6}) * 3).to(torch::kBFloat16);
+  torch::manual_seed(7);  // data initialisation draws from the batch: the same draw for both
+  const auto expected = fp32->forward(z_e.to(torch::kFloat));
+  torch::manual_seed(7);
+  QuantizerOutput out;
+  {
+    const AutocastGuard autocast(Precision::kBF16, torch::kCPU);
+    out = bf16->forward(z_e);
+    EXPECT_TRUE(autocast_enabled(torch::kCPU));  // the quantizer's own fp32 scope has ended
+  }
+  EXPECT_TRUE(torch::equal(out.codes, expected.codes));
+  for (const auto& t : {out.z_q, out.commitment_loss, out.codebook_loss, out.perplexity, bf16->codebook(),
+                        bf16->embed_sum(), bf16->cluster_size()}) {
+    EXPECT_EQ(t.scalar_type(), torch::kFloat);
+  }
+  EXPECT_TRUE(torch::equal(out.z_q, expected.z_q));
+  EXPECT_TRUE(torch::equal(out.commitment_loss, expected.commitment_loss));
+  EXPECT_TRUE(torch::equal(bf16->codebook(), fp32->codebook()));
+  EXPECT_TRUE(torch::equal(bf16->cluster_size(), fp32->cluster_size()));
+
+  // Left to autocast, the distance product itself would run in bf16.
+  const AutocastGuard autocast(Precision::kBF16, torch::kCPU);
+  const auto z = functional::flatten_channels_last(z_e.to(torch::kFloat));
+  EXPECT_EQ(torch::addmm(fp32->codebook().pow(2).sum(1).unsqueeze(0), z, fp32->codebook().t()).scalar_type(),
+            torch::kBFloat16);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "vqvae2/models/quantizer.h"
 
 #include "vqvae2/core/error.h"
+#include "vqvae2/core/precision.h"
 
 namespace vqvae2 {
 
@@ -70,9 +71,16 @@ QuantizerImpl::QuantizerImpl(const QuantizerOptions& options) : options_(options
   restarts_ = register_buffer("restarts", torch::zeros({}, torch::kLong));
 }
 
-QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
-  VQVAE2_CHECK(z_e.dim() == 4 && z_e.size(1) == options_.dim,
-               "quantizer expects z_e of shape [B, {}, H, W], got {}", options_.dim, shape_of(z_e.sizes()));
+QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e_in) {
+  VQVAE2_CHECK(z_e_in.dim() == 4 && z_e_in.size(1) == options_.dim,
+               "quantizer expects z_e of shape [B, {}, H, W], got {}", options_.dim, shape_of(z_e_in.sizes()));
+  // Mixed precision (core/precision.h): the encoder may hand over bf16 or fp16 z_e, but distances,
+  // the nearest-code search, the losses and the EMA statistics stay fp32 with autocast off here.
+  // In fp16, ||e_j||² - 2 z·e_j overflows to inf for codes far from the data, and the EMA sums lose
+  // the (1-γ) increments below fp16's resolution: the infinite latent losses users of the reference
+  // implementations hit when they train in fp16.
+  const AutocastGuard fp32(Precision::kFP32, z_e_in.device());
+  const auto z_e = z_e_in.to(torch::kFloat);
   const auto z = functional::flatten_channels_last(z_e);  // [N, D]
 
   if (is_training() && options_.init_from_data && initialised_.item<float>() == 0) {

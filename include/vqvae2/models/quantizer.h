@@ -81,7 +81,8 @@ class QuantizerImpl : public torch::nn::Module {
   explicit QuantizerImpl(const QuantizerOptions& options);
 
   // z_e [B, D, H, W] -> z_q, codes and losses. In training mode also updates the codebook
-  // statistics (EMA variant: the codebook itself) and restarts dead codes.
+  // statistics (EMA variant: the codebook itself) and restarts dead codes. Computed in fp32 with
+  // autocast off whatever the caller's precision (z_e may be bf16 or fp16); every output is fp32.
   QuantizerOutput forward(const torch::Tensor& z_e);
 
   // codes [B, H, W] -> e_codes [B, D, H, W]; the inverse of forward's quantisation.
