@@ -133,4 +133,17 @@ void add_schedule_flags(CLI::App* app, PresetFlags<Config>& flags, const std::st
       ->check(CLI::IsMember({"stop", "skip"}));
 }
 
+// --precision, a field of `Config::train` (a TrainSchedule), for the training commands whose
+// forward passes run under autocast (train-vqvae, train-prior).
+template <typename Config>
+void add_precision_flag(CLI::App* app, PresetFlags<Config>& flags) {
+  flags.template add<std::string>(
+           app, "--precision",
+           "number format of the forward passes: fp32; bf16 (CPU with AVX-512-BF16 or AMX, or CUDA); fp16 (CUDA "
+           "only, with dynamic loss scaling). Parameters, the quantizer and checkpoints stay fp32",
+           [](const Config& c) { return to_string(c.train.precision); },
+           [](Config& c, const std::string& v) { c.train.precision = parse_precision(v); })
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+}
+
 }  // namespace vqvae2::cli

@@ -48,6 +48,7 @@ void add_vqvae_flags(CLI::App* app, PresetFlags<Config>& flags) {
                   [](Config& c) -> bool& { return c.model.quantizer.init_from_data; });
   // Schedule.
   add_schedule_flags(app, flags, "images");
+  add_precision_flag(app, flags);
   flags.add<int64_t>(app, "--grid-images", "images in each reconstruction grid",
                      [](Config& c) -> int64_t& { return c.train.grid_images; });
 }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <memory>
 
 namespace vqvae2::cli {
@@ -36,6 +37,7 @@ void add_prior_flags(CLI::App* app, PresetFlags<TrainPriorConfig>& flags) {
   flags.add<int64_t>(app, "--condition-res-blocks", "residual blocks of the conditioning stack (lower levels)",
                      [](P& c) -> int64_t& { return c.model.condition.res_blocks; });
   add_schedule_flags(app, flags, "code maps");
+  add_precision_flag(app, flags);
 }
 
 std::vector<std::pair<std::string, TrainPriorConfig>> prior_presets() {
@@ -122,6 +124,11 @@ Command add_sample(CLI::App& top, Common& common) {
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
   app->add_option("--out", config->out, "PNG grid to write")->capture_default_str();
   app->add_option("--codes-out", config->codes_out, "also write the sampled codes as a code store");
+  app->add_option("--precision", config->precision,
+                  "number format of the priors' and decoder's forward passes: fp32, bf16 (CPU or CUDA) or fp16 (CUDA); "
+                  "the quantizer and the stored weights stay fp32 [default: fp32]")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Precision>{{"fp32", Precision::kFP32}, {"bf16", Precision::kBF16}, {"fp16", Precision::kFP16}}));
   add_common(app, common);
   return {app, [config, &common] {
             const auto result = sample_images(*config, common.settings());

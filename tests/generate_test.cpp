@@ -93,5 +93,20 @@ TEST(Generate, AVaeOrAVqvaeWithPriorsButNotBoth) {
   test::expect_error([&] { sample_images(vae_priors, test::quiet()); }, "--priors go with --vqvae");
 }
 
+TEST(Generate, Bf16SamplingGivesImagesAndCodesOfTheSameShapes) {
+  test::TempDir dir;
+  auto config = config_in(dir);
+  config.precision = Precision::kBF16;
+  const auto result = sample_images(config, test::quiet());
+  EXPECT_EQ(result.images.sizes(), (std::vector<int64_t>{5, 1, 16, 16}));
+  EXPECT_EQ(result.images.scalar_type(), torch::kUInt8);
+  ASSERT_EQ(result.codes.size(), 2u);
+  EXPECT_EQ(result.codes[0].sizes(), (std::vector<int64_t>{5, 8, 8}));
+  EXPECT_LT(result.codes[0].max().item<int64_t>(), 32);
+  EXPECT_FALSE(autocast_enabled(torch::kCPU));
+  config.precision = Precision::kFP16;
+  test::expect_error([&] { sample_images(config, test::quiet()); }, "fp16 needs a CUDA device");
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -153,5 +153,39 @@ TEST(TrainVQVAE, LoadedModelReproducesTheEvaluation) {
   EXPECT_NEAR(again.mse, result.final.mse, 1e-6);
 }
 
+TEST(TrainVQVAE, Bf16StepsLowerTheErrorAndLeaveAnFp32Checkpoint) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.data.limit = 128;
+  config.train.steps = 14;
+  config.train.precision = Precision::kBF16;
+  const auto result = train_vqvae(config, dir.path(), false, quiet());
+  EXPECT_EQ(result.steps, 14);
+  EXPECT_LT(result.final.mse, 0.8 * result.initial.mse);
+  EXPECT_FALSE(autocast_enabled(torch::kCPU));  // no autocast left behind
+
+  // Autocast, not .to(bf16): every stored parameter and float buffer is fp32, and the model loads
+  // and reconstructs in fp32.
+  auto loaded = load<VQVAEKind>(dir.path(), torch::kCPU);
+  EXPECT_EQ(loaded.config.train.precision, Precision::kBF16);
+  for (const auto& [name, tensor] : tensors_of(result.checkpoint)) {
+    if (tensor.is_floating_point()) EXPECT_EQ(tensor.scalar_type(), torch::kFloat) << name;
+  }
+  loaded.model->eval();
+  torch::NoGradGuard no_grad;
+  const auto out = loaded.model->forward(torch::rand({2, 1, 16, 16}) * 2 - 1);
+  EXPECT_EQ(out.reconstruction.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::isfinite(out.reconstruction).all().item<bool>());
+}
+
+TEST(TrainVQVAE, Fp16IsRefusedOnTheCpuBeforeAnythingIsWritten) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.train.precision = Precision::kFP16;
+  test::expect_error([&] { train_vqvae(config, dir.file("run"), false, quiet()); },
+                     "fp16 needs a CUDA device: LibTorch's CPU autocast runs bf16 only");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run/vqvae.ckpt")));
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -118,5 +118,20 @@ TEST(TrainLoop, ResumingCutsTheMetricsLogBackToTheCheckpoint) {
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
+TEST(TrainSchedule, PrecisionRoundTripsThroughJsonAndOldSchedulesReadAsFp32) {
+  TrainSchedule s;
+  EXPECT_EQ(s.precision, Precision::kFP32);
+  s.precision = Precision::kBF16;
+  const nlohmann::json json = s;
+  EXPECT_EQ(json.at("precision"), "bf16");
+  EXPECT_EQ(json.get<TrainSchedule>().precision, Precision::kBF16);
+  auto old = json;  // written before mixed precision existed
+  old.erase("precision");
+  EXPECT_EQ(old.get<TrainSchedule>().precision, Precision::kFP32);
+  auto bad = json;
+  bad["precision"] = "fp64";
+  test::expect_error([&] { bad.get<TrainSchedule>(); }, "unknown precision 'fp64': choose fp32, bf16 or fp16");
+}
+
 }  // namespace
 }  // namespace vqvae2

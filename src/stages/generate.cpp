@@ -27,13 +27,15 @@ namespace {
 
 // A Gaussian VAE's samples: batch b decodes z drawn from seed + (its first index).
 SampleResult sample_vae(const SampleConfig& config, const RunSettings& settings) {
-  auto vae = load<VAEKind>(config.vae, parse_device(settings.device));
+  const auto device = parse_device(settings.device);
+  auto vae = load<VAEKind>(config.vae, device);
+  const AutocastGuard autocast(config.precision, device);
   SampleResult result;
   std::vector<torch::Tensor> images;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
     const auto batch = std::min(config.batch_size, config.count - begin);
-    images.push_back(to_pixels(vae.model->sample(batch, config.seed + begin)).to(torch::kCPU));
+    images.push_back(to_pixels(vae.model->sample(batch, config.seed + begin).to(torch::kFloat)).to(torch::kCPU));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.images = torch::cat(images);
@@ -63,6 +65,7 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
   config.validate();
   if (!config.vae.empty()) return sample_vae(config, settings);
   const auto device = parse_device(settings.device);
+  check_precision(config.precision, device);
   auto vqvae = load<VQVAEKind>(config.vqvae, device);
   const auto levels = vqvae.config.model.levels();
   std::vector<TrainedPrior> loaded;
@@ -75,12 +78,13 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
   ProgressBar bar(config.naive ? "sample (naive)" : "sample", config.count, 0, settings.log, !settings.quiet);
   for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
     const auto batch = std::min(config.batch_size, config.count - begin);
+    const AutocastGuard autocast(config.precision, device);
     const auto sample = sample_hierarchy(vqvae.model, priors, batch, config.sampling, config.seed + begin, config.naive,
                                          [&](int64_t level, int64_t done, int64_t rows) {
                                            bar.update(begin, fmt::format("level {} row {}/{}", level, done, rows));
                                          });
     for (const auto s : sample.seconds) result.seconds += s;
-    images.push_back(to_pixels(sample.images).to(torch::kCPU));
+    images.push_back(to_pixels(sample.images.to(torch::kFloat)).to(torch::kCPU));
     for (int64_t l = 0; l < levels; ++l) codes[l].push_back(sample.codes[l].to(torch::kCPU));
     bar.update(begin + batch);
   }

@@ -78,6 +78,7 @@ class PriorTask : public ModelTask {
         share_(settings.share_of(config.train.batch_size)) {
     all_.resize(train_.codes.size(0));
     std::iota(all_.begin(), all_.end(), 0);
+    set_precision(config.train.precision, device);
   }
 
   int64_t batches_per_epoch() const override {
@@ -99,7 +100,10 @@ class PriorTask : public ModelTask {
     const auto codes = train_.codes.index_select(0, picks).to(device_);
     const auto condition =
         train_.condition.defined() ? train_.condition.index_select(0, picks).to(device_) : torch::Tensor();
-    loss_ = prior_->loss(codes, condition);
+    {
+      const auto autocast = this->autocast();
+      loss_ = prior_->loss(codes, condition);
+    }
     const auto nats = loss_.item<double>();
     figures = {{"loss", nats}, {"bits_per_code", bits_from_nats(nats)}};
     images = share_;

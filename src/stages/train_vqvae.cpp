@@ -31,6 +31,7 @@ class VQVAETask : public ModelTask {
         run_(std::move(run)),
         group_(settings.group) {
     grid_ = dataset->spread(validation, config.train.grid_images);
+    set_precision(config.train.precision, device);
   }
 
   int64_t batches_per_epoch() const override { return train_loader_.batches_per_epoch(); }
@@ -42,6 +43,7 @@ class VQVAETask : public ModelTask {
     model_->train();
     if (config_.train.on_nan == NanPolicy::kSkip) snapshot_quantizers();
     const auto x = to_model_range(batch->images).to(device_);
+    const auto autocast = this->autocast();
     const auto out = model_->forward(x);
     loss_ = out.loss;
     images = x.size(0);

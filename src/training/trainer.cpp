@@ -50,12 +50,30 @@ ModelTask::ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<to
 
 ModelTask::~ModelTask() = default;
 
+void ModelTask::set_precision(Precision precision, const torch::Device& device) {
+  check_precision(precision, device);
+  precision_ = precision;
+  device_ = device;
+  if (precision == Precision::kFP16) {
+    if (!scaler_) scaler_ = std::make_unique<LossScaler>();
+  } else {
+    scaler_.reset();
+  }
+}
+
 void ModelTask::step() {
   optimizer_.zero_grad();
   if (averager_) averager_->prepare();
-  loss_.backward();
+  (scaler_ ? scaler_->scale(loss_) : loss_).backward();
   if (averager_) averager_->finish();
-  optimizer_.step();
+  // Averaged gradients are the same on every process, so all of them skip or step together.
+  const bool finite = !scaler_ || scaler_->unscale(module_->parameters());
+  if (finite) {
+    optimizer_.step();
+  } else {
+    ++overflow_steps_;
+  }
+  if (scaler_) scaler_->update(finite);
   loss_ = torch::Tensor();
 }
 
@@ -77,12 +95,23 @@ void ModelTask::distribute(std::shared_ptr<DistributedGroup> group) {
 void ModelTask::discard() { loss_ = torch::Tensor(); }
 
 void ModelTask::save(const std::string& path, int64_t step) {
-  write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_);
+  if (!scaler_) {
+    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_);
+    return;
+  }
+  // What write_model_checkpoint writes, and the loss scaler's state beside it.
+  NamedTensors tensors;
+  save_module(*module_, tensors, "model");
+  save_adam(optimizer_, tensors, "optimizer");
+  scaler_->save(tensors, "scaler");
+  write_checkpoint(path, {{"kind", kind_}, {"config", config_}, {"state", {{"step", step}}}}, tensors);
 }
 
 int64_t ModelTask::restore(const ModelCheckpoint& checkpoint) {
   load_module(*module_, checkpoint.tensors, "model", checkpoint.path);
   load_adam(optimizer_, checkpoint.tensors, "optimizer", checkpoint.path);
+  // A run trained in another precision until now starts scaling afresh.
+  if (scaler_ && checkpoint.tensors.contains("scaler/scale")) scaler_->load(checkpoint.tensors, "scaler");
   return checkpoint.step;
 }
 

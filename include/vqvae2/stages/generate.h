@@ -2,6 +2,7 @@
 // decodes them (models/sampler.h has the samplers themselves); or a Gaussian VAE decodes z ~ N(0, I).
 #pragma once
 
+#include "vqvae2/core/precision.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/stages/trained.h"
 #include "vqvae2/training/trainer.h"
@@ -22,6 +23,7 @@ struct SampleConfig {
   SamplingOptions sampling;
   uint64_t seed = 0;                 // same seed, same samples
   bool naive = false;                // the reference sampler: a full forward pass per code
+  Precision precision = Precision::kFP32;  // forward passes of the priors and decoder (core/precision.h)
   std::string out = "samples.png";   // PNG grid
   std::string codes_out;             // optional: the sampled codes as a code store
   void validate() const;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/precision.h"
 #include "vqvae2/training/run.h"
 
 #include <nlohmann/json.hpp>
@@ -44,13 +45,16 @@ struct TrainSchedule {
   int64_t checkpoint_every = 500;  // steps between checkpoints (also at each epoch's end and the last step)
   int64_t grid_images = 16;        // images in each reconstruction / sample grid
   NanPolicy on_nan = NanPolicy::kStop;
+  // Number format of the forward passes (core/precision.h); parameters and checkpoints stay fp32.
+  // Part of the schedule: a resumed run may change it.
+  Precision precision = Precision::kFP32;
 
   // Total steps for `batches_per_epoch` batches an epoch.
   int64_t total_steps(int64_t batches_per_epoch) const { return steps > 0 ? steps : epochs * batches_per_epoch; }
   void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainSchedule, batch_size, epochs, steps, learning_rate, seed,
-                                                log_every, checkpoint_every, grid_images, on_nan)
+                                                log_every, checkpoint_every, grid_images, on_nan, precision)
 
 // Settings of one process that do not change what is computed: not stored as configuration.
 struct RunSettings {
@@ -102,15 +106,28 @@ class ModelTask : public TrainingTask {
   ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<torch::nn::Module> module, double learning_rate);
   ~ModelTask() override;
 
-  void step() override;     // ∇loss_ (averaged over the group's processes), one Adam step
+  // Forward passes run in `precision` on `device` (see autocast()); fp16 also scales the loss
+  // (LossScaler, its state checkpointed). Tasks call it once, before training; fp32 until then.
+  void set_precision(Precision precision, const torch::Device& device);
+
+  // ∇loss_ (averaged over the group's processes), one Adam step. fp16: ∇(S·loss_) unscaled, and no
+  // step when a gradient is not finite (the scaler backs off instead).
+  void step() override;
   void discard() override;  // drops loss_; tasks whose forward() changes state undo it too
   void save(const std::string& path, int64_t step) override;
   // Loads the module's and the optimiser's state; returns the checkpoint's step.
   int64_t restore(const ModelCheckpoint& checkpoint);
   // Takes rank 0's parameters and buffers, and averages gradients over `group` from now on.
   void distribute(std::shared_ptr<DistributedGroup> group) override;
+  // fp16 steps skipped for non-finite gradients so far (this process's run).
+  int64_t overflow_steps() const { return overflow_steps_; }
+  const LossScaler* loss_scaler() const { return scaler_.get(); }  // nullptr unless fp16
 
  protected:
+  // The scope of a forward pass and its loss: autocast in the task's precision. Evaluation runs
+  // outside it, in fp32, so validation figures measure the fp32 model a checkpoint holds.
+  AutocastGuard autocast() const { return AutocastGuard(precision_, device_); }
+
   torch::Tensor loss_;  // set by forward()
 
  private:
@@ -119,6 +136,10 @@ class ModelTask : public TrainingTask {
   std::shared_ptr<torch::nn::Module> module_;
   torch::optim::Adam optimizer_;
   std::unique_ptr<GradientAverager> averager_;
+  Precision precision_ = Precision::kFP32;
+  torch::Device device_ = torch::kCPU;
+  std::unique_ptr<LossScaler> scaler_;  // fp16 only
+  int64_t overflow_steps_ = 0;
 };
 
 // A run folder opened for training: fresh, or resumed from its checkpoint, which is read once here
