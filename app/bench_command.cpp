@@ -15,6 +15,7 @@ Command add_bench(CLI::App& top, Common& common) {
     std::string what = "vqvae";
     bench::BenchOptions options;
     std::vector<int64_t> batches = {1, 16};
+    std::string precision = "fp32";
   };
   auto f = std::make_shared<Flags>();
   app->add_option("what", f->what,
@@ -25,10 +26,16 @@ Command add_bench(CLI::App& top, Common& common) {
   app->add_option("--batches", f->batches, "batch sizes for `bench sample`")->delimiter(',')->capture_default_str();
   app->add_option("--warmup", f->options.warmup, "untimed iterations")->capture_default_str();
   app->add_option("--iterations", f->options.iterations, "timed iterations (median reported)")->capture_default_str();
+  app->add_option("--precision", f->precision,
+                  "vqvae, prior: training steps with the forward pass under autocast in fp32, bf16 or fp16 (CUDA), as "
+                  "train-vqvae and train-prior --precision run them")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   add_common(app, common);
   return {app, [f, &common] {
             auto options = f->options;
             options.device = common.device;
+            options.precision = parse_precision(f->precision);
             if (f->what == "vqvae") {
               bench::vqvae(options, std::cout);
             } else if (f->what == "threads") {

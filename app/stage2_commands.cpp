@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <iostream>
-#include <map>
 #include <memory>
 
 namespace vqvae2::cli {
@@ -124,13 +123,15 @@ Command add_sample(CLI::App& top, Common& common) {
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
   app->add_option("--out", config->out, "PNG grid to write")->capture_default_str();
   app->add_option("--codes-out", config->codes_out, "also write the sampled codes as a code store");
-  app->add_option("--precision", config->precision,
+  auto precision = std::make_shared<std::string>("fp32");
+  app->add_option("--precision", *precision,
                   "number format of the priors' and decoder's forward passes: fp32, bf16 (CPU or CUDA) or fp16 (CUDA); "
-                  "the quantizer and the stored weights stay fp32 [default: fp32]")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Precision>{{"fp32", Precision::kFP32}, {"bf16", Precision::kBF16}, {"fp16", Precision::kFP16}}));
+                  "the quantizer and the stored weights stay fp32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   add_common(app, common);
-  return {app, [config, &common] {
+  return {app, [config, precision, &common] {
+            config->precision = parse_precision(*precision);
             const auto result = sample_images(*config, common.settings());
             std::cout << fmt::format("{} samples in {:.1f} s ({:.2f} s per image, {}): {}\n", config->count,
                                      result.seconds, result.seconds / config->count,

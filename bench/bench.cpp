@@ -58,7 +58,12 @@ StepTiming vqvae_step(const BenchOptions& options, const torch::Device& device, 
   StepTiming timing;
   timing.seconds = time_median(options, device, [&] {
     optimizer.zero_grad();
-    model->forward(x).loss.backward();
+    torch::Tensor loss;
+    {
+      const AutocastGuard autocast(options.precision, device);
+      loss = model->forward(x).loss;
+    }
+    loss.backward();
     optimizer.step();
   });
   timing.gflop = 3.0 * 2.0 * static_cast<double>(model->forward_macs()) * static_cast<double>(batch) / 1e9;
@@ -67,10 +72,10 @@ StepTiming vqvae_step(const BenchOptions& options, const torch::Device& device, 
 
 }  // namespace
 
-double measured_peak_gflops(const std::string& device_name) {
+double measured_peak_gflops(const std::string& device_name, Precision precision) {
   const auto device = parse_device(device_name);
   const BenchOptions options{device_name, 1, 3};
-  const auto on = torch::TensorOptions().device(device);
+  const auto on = torch::TensorOptions().device(device).dtype(scalar_type(precision));
   const int64_t n = 2048;
   const auto a = torch::randn({n, n}, on), b = torch::randn({n, n}, on);
   const double matmul = 2.0 * n * n * n / 1e9 / time_median(options, device, [&] { torch::mm(a, b); });
@@ -82,11 +87,13 @@ double measured_peak_gflops(const std::string& device_name) {
 
 void vqvae(const BenchOptions& options, std::ostream& out) {
   const auto device = parse_device(options.device);
-  const double peak = measured_peak_gflops(options.device);
+  check_precision(options.precision, device);
+  const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("VQ-VAE-2 training step, reference widths (h 128, 2x32 res, K 512, D 64), {} ({} LibTorch "
-                     "threads, {} BLAS threads)\n",
-                     device.str(), at::get_num_threads(), blas_threads());
-  out << fmt::format("measured peak: {:.1f} GFLOP/s (best of a 2048^3 matmul and a 128->128 3x3 conv)\n", peak);
+                     "threads, {} BLAS threads), precision {}\n",
+                     device.str(), at::get_num_threads(), blas_threads(), to_string(options.precision));
+  out << fmt::format("measured peak: {:.1f} GFLOP/s in {} (best of a 2048^3 matmul and a 128->128 3x3 conv)\n", peak,
+                     to_string(options.precision));
   out << "| image | batch | s/step | images/s | GFLOP/step | GFLOP/s | of peak |\n";
   out << "|---|---|---|---|---|---|---|\n";
   for (const auto& [size, batch] : std::vector<std::pair<int64_t, int64_t>>{{256, 4}, {64, 16}}) {
@@ -131,10 +138,12 @@ Prior reference_bottom() { return Prior(conditional_prior_options(0, 64, 64, 512
 
 void prior(const BenchOptions& options, std::ostream& out) {
   const auto device = parse_device(options.device);
-  const double peak = measured_peak_gflops(options.device);
+  check_precision(options.precision, device);
+  const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("Prior training step, reference widths (C 256, 4 blocks x 4 gated layers, 8 heads), {} ({} "
-                     "LibTorch threads, {} BLAS threads); measured peak {:.1f} GFLOP/s\n",
-                     device.str(), at::get_num_threads(), blas_threads(), peak);
+                     "LibTorch threads, {} BLAS threads), precision {}; measured peak {:.1f} GFLOP/s in {}\n",
+                     device.str(), at::get_num_threads(), blas_threads(), to_string(options.precision), peak,
+                     to_string(options.precision));
   out << "| prior | map | batch | parameters | s/step | GFLOP/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n";
   struct Case {
     const char* name;
@@ -156,7 +165,12 @@ void prior(const BenchOptions& options, std::ostream& out) {
                                          : torch::Tensor();
     const double seconds = time_median(options, device, [&] {
       optimizer.zero_grad();
-      c.prior->loss(codes, condition).backward();
+      torch::Tensor loss;
+      {
+        const AutocastGuard autocast(options.precision, device);
+        loss = c.prior->loss(codes, condition);
+      }
+      loss.backward();
       optimizer.step();
     });
     int64_t parameters = 0;

@@ -1,6 +1,8 @@
 // Benchmarks: they print figures and never judge them. `vqvae2 bench <what>` runs them.
 #pragma once
 
+#include "vqvae2/core/precision.h"
+
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -11,6 +13,9 @@ struct BenchOptions {
   std::string device = "cpu";
   int64_t warmup = 1;      // untimed iterations first
   int64_t iterations = 3;  // timed iterations; the median is reported
+  // Training steps (vqvae, prior) run their forward pass and loss under autocast in this precision
+  // (core/precision.h), as train-vqvae and train-prior do; the peak is measured in it too.
+  Precision precision = Precision::kFP32;
 };
 
 // Training images/s of the reference-width VQ-VAE at 256×256 batch 4 and 64×64 batch 16, with
@@ -31,6 +36,7 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
 
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.
-double measured_peak_gflops(const std::string& device);
+// With `precision` bf16 or fp16: the same products on operands of that type.
+double measured_peak_gflops(const std::string& device, Precision precision = Precision::kFP32);
 
 }  // namespace vqvae2::bench

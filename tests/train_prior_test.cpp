@@ -135,5 +135,16 @@ TEST_F(Stage2, SamplingChecksThatThePriorsFitTheVQVAE) {
   EXPECT_THROW(sample_hierarchy(vqvae.model, one, 1, {}, 0), Error);
 }
 
+TEST_F(Stage2, Bf16PriorStepsLowerTheHeldOutNllAndKeepTheParametersFp32) {
+  test::TempDir run;
+  auto config = config_for("top", 12);
+  config.train.precision = Precision::kBF16;
+  const auto result = train_prior(config, *codes_, open_training_run(run.path(), "prior", false), quiet());
+  EXPECT_LT(result.final_bits_per_code, result.initial_bits_per_code - 0.5);
+  const auto loaded = load<PriorKind>(run.path(), torch::kCPU);
+  EXPECT_EQ(loaded.config.train.precision, Precision::kBF16);
+  for (const auto& p : loaded.model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+}
+
 }  // namespace
 }  // namespace vqvae2
