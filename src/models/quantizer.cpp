@@ -27,6 +27,20 @@ torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_
   return z_e + (z_q - z_e).detach();
 }
 
+torch::Tensor pick_rows(int64_t rows, int64_t n, const torch::Device& device) {
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(device);
+  return rows >= n ? torch::randperm(rows, options).slice(0, 0, n) : torch::randint(rows, {n}, options);
+}
+
+torch::Tensor pick_badly_served(const torch::Tensor& z, const torch::Tensor& codebook, int64_t n) {
+  torch::NoGradGuard no_grad;
+  const auto error = (z - codebook.index_select(0, nearest_codes(z, codebook))).pow(2).sum(1);  // [N]
+  const auto served_badly = (error > 0).sum().item<int64_t>();
+  if (served_badly == 0) return pick_rows(z.size(0), n, z.device());
+  // Without replacement while enough vectors have a positive error; the few beyond that repeat.
+  return torch::multinomial(error, n, /*replacement=*/served_badly < n);
+}
+
 torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes) {
   return torch::zeros({num_codes}, torch::TensorOptions().dtype(torch::kFloat).device(codes.device()))
       .index_add_(0, codes.reshape(-1), torch::ones({codes.numel()}, torch::TensorOptions().device(codes.device())));
@@ -75,12 +89,9 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
                "quantizer expects z_e of shape [B, {}, H, W], got {}", options_.dim, shape_of(z_e.sizes()));
   const auto z = functional::flatten_channels_last(z_e);  // [N, D]
 
-  if (is_training() && options_.init_from_data && initialised_.item<float>() == 0) {
-    torch::NoGradGuard no_grad;
-    const auto picks = torch::randint(z.size(0), {options_.codes}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
-    overwrite(torch::arange(options_.codes, picks.options()), z.detach().index_select(0, picks));
-    initialised_.fill_(1);
-  }
+  // A batch with a NaN or an infinity is one the training loop skips: it must not touch the codebook.
+  const bool learn = is_training() && torch::isfinite(z).all().item<bool>();
+  if (learn && options_.init_from_data && initialised_.item<float>() == 0) initialise_from(z.detach());
 
   const auto codes = functional::nearest_codes(z.detach(), codebook());  // [N]
   const auto e_k = codebook().index_select(0, codes);                      // [N, D]
@@ -94,12 +105,28 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e) {
   out.perplexity = functional::perplexity(counts);
   out.usage = (counts > 0).sum().to(torch::kFloat) / static_cast<double>(options_.codes);
 
-  if (is_training()) {
+  if (learn) {
     torch::NoGradGuard no_grad;
     update(z.detach(), codes, counts);
-    if (options_.dead_code_threshold > 0) restart_dead_codes(z.detach());
+    if (options_.dead_code_threshold > 0 && restarts_enabled_) restart_dead_codes(z.detach());
   }
   return out;
+}
+
+QuantizerImpl::State QuantizerImpl::snapshot() const {
+  State state;
+  for (const auto& p : parameters()) state.tensors.push_back(p.detach().clone());
+  for (const auto& b : buffers()) state.tensors.push_back(b.clone());
+  return state;
+}
+
+void QuantizerImpl::restore(const State& state) {
+  torch::NoGradGuard no_grad;
+  auto tensors = parameters();
+  for (const auto& b : buffers()) tensors.push_back(b);
+  VQVAE2_CHECK(tensors.size() == state.tensors.size(), "quantizer snapshot of {} tensors restored into {}",
+               state.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(state.tensors[i]);
 }
 
 torch::Tensor QuantizerImpl::embed(const torch::Tensor& codes) const {
@@ -111,15 +138,30 @@ torch::Tensor QuantizerImpl::embed(const torch::Tensor& codes) const {
   return functional::unflatten_channels_last(e, {codes.size(0), options_.dim, codes.size(1), codes.size(2)});
 }
 
+void QuantizerImpl::initialise_from(const torch::Tensor& z) {
+  // e = K distinct encoder outputs of the first batch (drawn with replacement only when the batch has
+  // fewer than K vectors): two equal codes tie in every nearest-code contest, and only one can win.
+  // N_i = 1, so the EMA codebook follows the encoder quickly in the first steps.
+  torch::NoGradGuard no_grad;
+  const auto K = options_.codes;
+  const auto picks = functional::pick_rows(z.size(0), K, z.device());
+  overwrite(torch::arange(K, picks.options()), z.index_select(0, picks), std::max(options_.dead_code_threshold, 1.0));
+  initialised_.fill_(1);
+}
+
 void QuantizerImpl::restart_dead_codes(const torch::Tensor& z) {
   // A code whose EMA count N_i has fallen below the threshold receives (almost) no vectors: move it
-  // onto a random encoder output of this batch, where it will be used. Its N_i restarts at the
-  // threshold; unused again, it is restarted again at the next step.
+  // onto an encoder output of this batch the codebook serves badly — drawn with probability ∝ its
+  // squared distance to its nearest code, as k-means++ seeds clusters — where it will be used.
+  // Its N_i restarts at the mean count Σ_k N_k / K, not at the threshold: unused, it then has
+  // ln(mean / threshold) / -ln γ steps (hundreds) to win vectors before it counts as dead again,
+  // where a restart at the threshold would be undone one empty batch later and repeated every step.
   const auto dead = (cluster_size_ < options_.dead_code_threshold).nonzero().reshape(-1);
   const auto n_dead = dead.numel();
   if (n_dead == 0) return;
-  const auto picks = torch::randint(z.size(0), {n_dead}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
-  overwrite(dead, z.index_select(0, picks));
+  const auto picks = functional::pick_badly_served(z, codebook(), n_dead);
+  const double mean = cluster_size_.mean().item<double>();
+  overwrite(dead, z.index_select(0, picks), std::max(mean, options_.dead_code_threshold));
   restarts_.add_(n_dead);
 }
 
@@ -142,10 +184,10 @@ void VectorQuantizerImpl::update(const torch::Tensor&, const torch::Tensor&, con
   cluster_size_.mul_(options_.decay).add_(counts, 1 - options_.decay);
 }
 
-void VectorQuantizerImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
+void VectorQuantizerImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) {
   torch::NoGradGuard no_grad;
   codebook_.index_copy_(0, which, values);
-  cluster_size_.index_fill_(0, which, std::max(options_.dead_code_threshold, 1.0));
+  cluster_size_.index_fill_(0, which, count);
 }
 
 torch::Tensor VectorQuantizerImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const {
@@ -164,12 +206,11 @@ void VectorQuantizerEMAImpl::update(const torch::Tensor& z, const torch::Tensor&
   functional::ema_update(cluster_size_, embed_sum_, codebook_, counts, sums, options_.decay, options_.epsilon);
 }
 
-void VectorQuantizerEMAImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
-  // Keep e_i = m_i / N_i consistent: N_i = n0, m_i = n0 * value.
-  const double n0 = std::max(options_.dead_code_threshold, 1.0);
+void VectorQuantizerEMAImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) {
+  // Keep e_i = m_i / N_i consistent: N_i = count, m_i = count · value.
   codebook_.index_copy_(0, which, values);
-  embed_sum_.index_copy_(0, which, values * n0);
-  cluster_size_.index_fill_(0, which, n0);
+  embed_sum_.index_copy_(0, which, values * count);
+  cluster_size_.index_fill_(0, which, count);
 }
 
 torch::Tensor VectorQuantizerEMAImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor&) const {

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -21,6 +22,8 @@ struct QuantizerOptions {
   double epsilon = 1e-5;            // Laplace smoothing of the EMA counts N
   bool init_from_data = true;       // first training batch: codebook = random encoder outputs
   double dead_code_threshold = 0.0; // restart codes whose EMA count N_i falls below this; 0 = off
+                                    // onto badly served encoder outputs, with N_i set to the mean count
+                                    // so that it has time to win vectors
 
   void validate() const;
 };
@@ -44,6 +47,15 @@ torch::Tensor nearest_codes(const torch::Tensor& z, const torch::Tensor& codeboo
 
 // Straight-through estimator: the value of z_q, the gradient of z_e (z_e + sg[z_q - z_e]).
 torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_q);
+
+// n distinct rows of [0, rows) when rows >= n (a random permutation's first n), else n rows drawn
+// with replacement: [n] int64 on `device`.
+torch::Tensor pick_rows(int64_t rows, int64_t n, const torch::Device& device);
+
+// n rows of z [N, D] drawn with probability ∝ ‖z_n - e_k(n)‖², the squared distance to the nearest
+// code (k-means++ seeding): the vectors the codebook serves worst. Distinct while enough rows have a
+// positive distance. -> [n] int64.
+torch::Tensor pick_badly_served(const torch::Tensor& z, const torch::Tensor& codebook, int64_t n);
 
 // [N] int64 codes -> [K] float counts n_k.
 torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes);
@@ -70,7 +82,8 @@ class QuantizerImpl : public torch::nn::Module {
   explicit QuantizerImpl(const QuantizerOptions& options);
 
   // z_e [B, D, H, W] -> z_q, codes and losses. In training mode also updates the codebook
-  // statistics (EMA variant: the codebook itself) and restarts dead codes.
+  // statistics (EMA variant: the codebook itself) and restarts dead codes — unless z_e holds a NaN or
+  // an infinity: such a batch (which the training loop will skip) leaves the quantizer as it was.
   QuantizerOutput forward(const torch::Tensor& z_e);
 
   // codes [B, H, W] -> e_codes [B, D, H, W]; the inverse of forward's quantisation.
@@ -80,21 +93,39 @@ class QuantizerImpl : public torch::nn::Module {
   const QuantizerOptions& options() const { return options_; }
   int64_t restarted_codes() const { return restarts_.item<int64_t>(); }
 
+  // Dead-code restarts on (the default) or off. Not stored: a training loop that knows its schedule
+  // turns them off for its last steps, so the final codebook is not left with codes moved too
+  // late to learn anything.
+  void set_restarts_enabled(bool enabled) { restarts_enabled_ = enabled; }
+  bool restarts_enabled() const { return restarts_enabled_; }
+
+  // Everything a training forward pass may write — the codebook (a parameter of the codebook-loss
+  // variant, a buffer of the EMA one) and every buffer — copied, and written back. A training loop
+  // that skips a batch after its forward pass restores the snapshot taken before it.
+  struct State {
+    std::vector<torch::Tensor> tensors;
+  };
+  State snapshot() const;
+  void restore(const State& state);
+
   void pretty_print(std::ostream& stream) const override;
 
  protected:
   // Moves the codebook towards this batch: z [N, D], codes [N], counts [K]. No autograd.
   virtual void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) = 0;
-  // Sets codes `which` to the vectors `values` [n, D] (data initialisation and restarts).
-  virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values) = 0;
+  // Sets codes `which` to the vectors `values` [n, D] with usage count N = `count` (data
+  // initialisation and restarts).
+  virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) = 0;
   virtual torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const = 0;
 
+  void initialise_from(const torch::Tensor& z);
   void restart_dead_codes(const torch::Tensor& z);
 
   QuantizerOptions options_;
   torch::Tensor cluster_size_;  // N [K]: EMA of how many vectors each code receives per batch
   torch::Tensor initialised_;   // 0/1 scalar: has the codebook been set from data yet
   torch::Tensor restarts_;      // int64 scalar: codes restarted so far
+  bool restarts_enabled_ = true;
 };
 
 // VQ-VAE-1: e is a parameter learned by the codebook loss ||sg[z_e] - e||².
@@ -105,7 +136,7 @@ class VectorQuantizerImpl : public QuantizerImpl {
 
  protected:
   void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
-  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 
  private:
@@ -123,7 +154,7 @@ class VectorQuantizerEMAImpl : public QuantizerImpl {
 
  protected:
   void update(const torch::Tensor& z, const torch::Tensor& codes, const torch::Tensor& counts) override;
-  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 
  private:
