@@ -3,6 +3,8 @@
 // preset (or, on --resume, the checkpoint's configuration).
 #pragma once
 
+#include "vqvae2/training/trainer.h"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -77,5 +79,30 @@ class PresetFlags {
   std::vector<std::function<void(Config&)>> appliers_;
   std::vector<CLI::Option*> options_;
 };
+
+// The schedule flags every training command shares, each a field of `Config::train` (a
+// TrainSchedule); `items` names what a batch holds ("images", "code maps").
+template <typename Config>
+void add_schedule_flags(CLI::App* app, PresetFlags<Config>& flags, const std::string& items) {
+  using C = Config;
+  flags.template add<int64_t>(app, "--batch-size", items + " per step",
+                              [](C& c) -> int64_t& { return c.train.batch_size; });
+  flags.template add<int64_t>(app, "--epochs", "passes over the training " + items,
+                              [](C& c) -> int64_t& { return c.train.epochs; });
+  flags.template add<int64_t>(app, "--steps", "optimisation steps; overrides --epochs when > 0",
+                              [](C& c) -> int64_t& { return c.train.steps; });
+  flags.template add<double>(app, "--lr", "Adam learning rate", [](C& c) -> double& { return c.train.learning_rate; });
+  flags.template add<uint64_t>(app, "--seed", "seed of everything random (weights, data order, dropout, restarts)",
+                               [](C& c) -> uint64_t& { return c.train.seed; });
+  flags.template add<int64_t>(app, "--log-every", "steps between metrics lines",
+                              [](C& c) -> int64_t& { return c.train.log_every; });
+  flags.template add<int64_t>(app, "--checkpoint-every", "steps between checkpoints (also written at each epoch's end)",
+                              [](C& c) -> int64_t& { return c.train.checkpoint_every; });
+  flags.template add<std::string>(
+           app, "--on-nan", "a NaN or infinite loss: stop, or skip the batch (at most 10 in a row)",
+           [](const C& c) { return nlohmann::json(c.train.on_nan).template get<std::string>(); },
+           [](C& c, const std::string& v) { c.train.on_nan = nlohmann::json(v).template get<NanPolicy>(); })
+      ->check(CLI::IsMember({"stop", "skip"}));
+}
 
 }  // namespace vqvae2::cli

@@ -16,11 +16,11 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
-#include "vqvae2/data/code_store.h"
 #include "vqvae2/data/image.h"
 #include "vqvae2/models/sampler.h"
+#include "vqvae2/stages/evaluate.h"
 #include "vqvae2/stages/train_prior.h"
-#include "vqvae2/stages/train_vqvae.h"
+#include "vqvae2/stages/trained.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -46,9 +46,10 @@ struct Widths {
   int64_t condition_channels = 64, condition_res_blocks = 3;
 };
 
-// The variant's options on the base widths, for the level of `store`.
-PriorOptions variant_options(const CodeStore& store, int64_t level, const std::string& variant, const Widths& w) {
-  auto o = prior_options_for(store, level, PriorSize::kSmall);
+// The small prior configuration of `level` with the variant's options on the base widths.
+TrainPriorConfig variant_config(const PriorCodes& codes, int64_t level, const std::string& variant, const Widths& w) {
+  auto config = prior_config_for(codes, level, PriorSize::kSmall);
+  auto& o = config.model;
   auto& s = o.stack;
   s.channels = w.channels;
   s.res_channels = w.res_channels;
@@ -61,7 +62,6 @@ PriorOptions variant_options(const CodeStore& store, int64_t level, const std::s
   if (o.conditional) {
     o.condition.channels = w.condition_channels;
     o.condition.res_blocks = w.condition_res_blocks;
-    s.condition_channels = w.condition_channels;
   }
   std::stringstream tokens(variant);
   std::string token;
@@ -84,8 +84,8 @@ PriorOptions variant_options(const CodeStore& store, int64_t level, const std::s
       fail("unknown variant token '{}' in '{}'", token, variant);
     }
   }
-  o.validate();
-  return o;
+  config.validate();
+  return config;
 }
 
 int64_t parameter_count(torch::nn::Module& module) {
@@ -114,25 +114,20 @@ double step_seconds(Prior& prior, const LevelCodes& train, int64_t batch, double
 
 int run_prior(const std::string& codes_dir, const std::string& level_name, const std::string& variant,
               const Widths& widths, TrainSchedule schedule, const std::string& out, const std::string& results) {
-  const auto train_store = read_code_store((fs::path(codes_dir) / "train.vq2").string());
-  const auto val_store = read_code_store((fs::path(codes_dir) / "val.vq2").string());
-  const auto levels = static_cast<int64_t>(train_store.levels.size());
-  const int64_t level = level_name == "top" ? levels - 1 : level_name == "bottom" ? 0 : std::stoll(level_name);
+  const auto codes = read_prior_codes(codes_dir);
+  const auto& val_store = codes.validation;
+  const int64_t level = parse_level(level_name, static_cast<int64_t>(codes.train.levels.size()));
 
-  TrainPriorConfig config;
-  config.model = variant_options(train_store, level, variant, widths);
-  config.codes = codes_dir;
+  auto config = variant_config(codes, level, variant, widths);
   config.train = schedule;
-  config.image_dims = train_store.meta.value("image_size", int64_t{0}) * train_store.meta.value("image_size", int64_t{0}) *
-                      train_store.meta.value("channels", int64_t{0});
   fs::remove_all(out);
   RunSettings settings;
   settings.quiet = true;
   const auto start = Clock::now();
-  const auto result = train_prior(config, out, false, settings);
+  const auto result = train_prior(config, codes, open_training_run(out, PriorKind::name, false), settings);
   const double train_seconds = seconds_since(start);
 
-  auto loaded = load_prior(result.checkpoint, torch::kCPU);
+  auto loaded = load<PriorKind>(result.checkpoint, torch::kCPU);
   nlohmann::json curve = nlohmann::json::array();
   std::ifstream metrics((fs::path(out) / "metrics.jsonl").string());
   for (std::string line; std::getline(metrics, line);) {
@@ -147,7 +142,7 @@ int run_prior(const std::string& codes_dir, const std::string& level_name, const
   sample_cached(loaded.model, sample_batch, condition, {}, 0);
   const double sample_seconds = seconds_since(sample_start) / sample_batch;
 
-  const auto train = level_codes(train_store, level);
+  const auto train = level_codes(codes.train, level);
   const double step = step_seconds(loaded.model, train, schedule.batch_size, schedule.learning_rate);
   const nlohmann::json line = {{"variant", variant},
                                {"level", level_name},
@@ -171,11 +166,11 @@ int run_prior(const std::string& codes_dir, const std::string& level_name, const
 // figures do not depend on the weights): the timing columns of docs/ABLATIONS.md.
 int run_time(const std::string& codes_dir, const std::string& level_name, const std::string& variant,
              const Widths& widths, int64_t batch, bool time, const std::string& results) {
-  const auto store = read_code_store((fs::path(codes_dir) / "val.vq2").string());
-  const auto levels = static_cast<int64_t>(store.levels.size());
-  const int64_t level = level_name == "top" ? levels - 1 : level_name == "bottom" ? 0 : std::stoll(level_name);
+  const auto codes = read_prior_codes(codes_dir);
+  const auto& store = codes.validation;
+  const int64_t level = parse_level(level_name, static_cast<int64_t>(store.levels.size()));
   torch::manual_seed(0);
-  Prior prior(variant_options(store, level, variant, widths));
+  Prior prior(variant_config(codes, level, variant, widths).model);
   nlohmann::json line = {{"variant", variant}, {"level", level_name}, {"parameters", parameter_count(*prior)}};
   if (time) {
     auto data = level_codes(store, level);
@@ -198,10 +193,10 @@ int run_time(const std::string& codes_dir, const std::string& level_name, const 
 int run_score(const std::string& vqvae_path, const std::vector<std::string>& prior_paths, int64_t count, int64_t batch,
               uint64_t seed, const SamplingOptions& sampling, const std::string& classifier, const std::string& grid,
               const std::string& results, const std::string& label) {
-  auto vqvae = load_vqvae(vqvae_path, torch::kCPU);
+  auto vqvae = load<VQVAEKind>(vqvae_path, torch::kCPU);
   std::vector<Prior> priors(vqvae.config.model.levels(), Prior(nullptr));
   for (const auto& path : prior_paths) {
-    auto loaded = load_prior(path, torch::kCPU);
+    auto loaded = load<PriorKind>(path, torch::kCPU);
     priors.at(loaded.config.model.level) = loaded.model;
   }
   std::vector<torch::Tensor> images;
@@ -264,7 +259,7 @@ int main(int argc, char** argv) {
 
   auto* time = app.add_subcommand("time", "parameters, step and sampling time of an untrained variant");
   bool count_only = false;
-  time->add_option("--codes", codes, "folder with val.vq2 (for the map sizes and K)")->required();
+  time->add_option("--codes", codes, "folder with train.vq2 and val.vq2 (for the map sizes and K)")->required();
   time->add_option("--level", level)->capture_default_str();
   time->add_option("--variant", variant)->capture_default_str();
   time->add_option("--channels", widths.channels)->capture_default_str();

@@ -15,6 +15,7 @@ packages=(
   libstb-dev            # BMP/GIF/TGA decoding, resizing, PNG encoding
   libfmt-dev            # formatting
   zlib1g-dev            # CRC-32 for checkpoint and code-store integrity
+  libpugixml-dev        # tests only: report_test parses the SVG and HTML reports with a real XML parser
 )
 
 missing=()

@@ -29,6 +29,7 @@ TEST(Cli, HelpExplainsEveryCommandAndFlag) {
   const auto top = run_vqvae2("--help");
   EXPECT_EQ(top.exit_code, 0);
   for (const char* command : {"pipeline", "train-vqvae", "extract-codes", "train-prior", "sample", "reconstruct", "encode",
+                              "evaluate", "report", "plot",
                               "decode", "bench"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
   }
@@ -48,7 +49,7 @@ TEST(Cli, BadFlagsAndValuesAreClearErrors) {
   expect_failure("train-vqvae --quantizer magic", "magic");
   expect_failure("train-vqvae --out " + dir.file("a") + " --image-size 30 --strides 4,2", "multiple of the total downsampling");
   expect_failure("train-vqvae --out " + dir.file("b") + " --codes 0", "codebook size K must be in [1, 65535]");
-  expect_failure("train-vqvae --out " + dir.file("c") + " --batch-size -3", "--batch-size must be positive");
+  expect_failure("train-vqvae --out " + dir.file("c") + " --batch-size -3", "batch size must be positive");
   expect_failure("train-vqvae --out " + dir.file("d") + " --threads -1", "--threads");
   if (!torch::cuda::is_available()) {
     expect_failure("train-vqvae --out " + dir.file("e") + " --device cuda", "no CUDA support");
@@ -90,9 +91,24 @@ TEST(Cli, TrainReconstructEncodeDecodeEndToEnd) {
   result = run_vqvae2("decode --checkpoint " + run + " --codes " + dir.file("codes.vq2") + " --limit 5 --out " +
                       dir.file("decoded"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_TRUE(std::filesystem::exists(dir.file("decoded/000004.png")));
-  EXPECT_FALSE(std::filesystem::exists(dir.file("decoded/000005.png")));
+  // Each image is named after the image its codes came from.
+  EXPECT_TRUE(std::filesystem::exists(dir.file("decoded/mnist/00004.png")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("decoded/mnist/00005.png")));
   EXPECT_TRUE(std::filesystem::exists(dir.file("decoded/grid.png")));
+
+  // Looking at the run: scores on its held-out images, its report page, its curves.
+  result = run_vqvae2("evaluate --checkpoint " + run + " --json " + dir.file("e.json") + " --out-dir " + dir.file("e"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("PSNR"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("e.json")));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.file("e/mnist")));
+  result = run_vqvae2("report " + run);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/report.html"));
+  result = run_vqvae2("plot " + run + " --keys val_mse,loss --out " + dir.file("c.svg"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("c.svg")));
+  expect_failure("plot " + run + " --keys nothing_like_it --out " + dir.file("d.svg"), "nothing_like_it");
 
   // Continuing with --resume and more steps; a model flag that contradicts the checkpoint is refused.
   result = run_vqvae2("train-vqvae --out " + run + " --resume --steps 8 --quiet");
@@ -130,9 +146,9 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("top"), "two priors");
   expect_failure("sample --vqvae " + run + " --priors " + run, "no prior.ckpt");
   expect_failure("train-prior --codes " + dir.file("nowhere") + " --out " + dir.file("x"), "extract-codes");
-  expect_failure("train-prior --level 7 --codes " + run + "/codes --out " + dir.file("y"), "--level must be");
+  expect_failure("train-prior --level 7 --codes " + run + "/codes --out " + dir.file("y"), "the level must be top, bottom");
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --top-p 0",
-                 "--top-p must be in (0, 1]");
+                 "top-p must be in (0, 1]");
 }
 
 // Nonsense flag values: each is refused before any work with a message naming the flag or value.
@@ -160,14 +176,14 @@ TEST(Cli, NonsenseValuesAreRefusedWithAClearMessage) {
       {"--val-fraction 1.5", "validation fraction must be in [0, 1)"},
       {"--limit -1", "image limit must be >= 0"},
       {"--cache-mb -1", "cache size must be >= 0"},
-      {"--batch-size 0", "--batch-size must be positive"},
-      {"--epochs 0 --steps 0", "give a positive --epochs or --steps"},
-      {"--steps -5", "--steps must be >= 0"},
-      {"--lr -1", "--lr must be positive"},
-      {"--lr 0", "--lr must be positive"},
-      {"--log-every 0", "--log-every must be positive"},
-      {"--checkpoint-every 0", "--checkpoint-every must be positive"},
-      {"--grid-images -1", "--grid-images must be >= 0"},
+      {"--batch-size 0", "batch size must be positive"},
+      {"--epochs 0 --steps 0", "give a positive number of epochs or steps"},
+      {"--steps -5", "steps must be >= 0"},
+      {"--lr -1", "learning rate must be positive"},
+      {"--lr 0", "learning rate must be positive"},
+      {"--log-every 0", "steps between metrics lines must be positive"},
+      {"--checkpoint-every 0", "steps between checkpoints must be positive"},
+      {"--grid-images -1", "grid images must be >= 0"},
       {"--on-nan maybe", "maybe"},
       {"--on-bad-image ignore", "ignore"},
       {"--batch-size 20000 --limit 100", "larger than the"},
@@ -217,9 +233,9 @@ TEST(Cli, BadFilesGivenToEveryCommandAreClearErrors) {
   expect_failure("decode --checkpoint " + run + " --codes " + dir.file("other.vq2"), "holds codes of levels");
   expect_failure("sample --vqvae " + other + " --priors " + dir.file("top"), "is a prior for level 1, but the VQ-VAE has 1 levels");
   // Bad sampling values.
-  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --count 0", "--count");
-  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --temperature -1", "--temperature");
-  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --top-k -2", "--top-k");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --count 0", "number of samples must be positive");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --temperature -1", "temperature must be >= 0");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + " --top-k -2", "top-k must be >= 0");
   // Bad prior architectures.
   for (const auto& [flags, message] : std::vector<std::pair<std::string, std::string>>{
            {"--kernel 4", "kernel must be odd"},
@@ -227,7 +243,7 @@ TEST(Cli, BadFilesGivenToEveryCommandAreClearErrors) {
            {"--heads 3", "divisible by the 3 heads"},
            {"--blocks 0", "blocks and residual blocks must be positive"},
            {"--dropout 1.5", "dropout must be in [0, 1)"},
-           {"--level middle", "--level must be top, bottom or a level number"}}) {
+           {"--level middle", "the level must be top, bottom or a level number"}}) {
     expect_failure("train-prior --codes " + run + "/codes --out " + dir.file("bad-prior") + " --size small " + flags,
                    message);
   }
@@ -250,7 +266,7 @@ TEST(Cli, AFolderOfBrokenFilesIsSkippedWithACount) {
   const char crc_bytes[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16), static_cast<char>(crc >> 8),
                              static_cast<char>(crc)};
   test::write_bytes(dir.file("data/huge.png"), good.substr(0, 12) + ihdr + std::string(crc_bytes, 4) + good.substr(33));
-  test::write_bytes(dir.file("data/readme.txt"), "notes");
+  test::write_bytes(dir.file("data/notes.txt"), "notes");
   const auto result = run_vqvae2("train-vqvae --data " + dir.file("data") + " --out " + dir.file("run") +
                                  " --steps 2 --val-fraction 0.2" + kTiny);
   ASSERT_EQ(result.exit_code, 0) << result.output;
@@ -277,14 +293,14 @@ TEST(Cli, ANonFiniteLossStopsTheRunNamingTheStep) {
 TEST(Cli, PipelineRunsEveryStageAndWritesSamples) {
   test::TempDir dir;
   const auto out = dir.file("main");
-  const auto result = run_vqvae2("pipeline --out " + out + " --vqvae-steps 20 --prior-steps 6 --samples 4 --quiet");
+  const auto result = run_vqvae2("pipeline --out " + out + " --limit 400 --vqvae-steps 20 --prior-steps 6 --samples 4 --quiet");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   for (const char* file : {"vqvae/vqvae.ckpt", "vqvae/metrics.jsonl", "codes/train.vq2", "prior-level1/prior.ckpt",
                            "prior-level0/prior.ckpt", "samples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(out + "/" + file)) << file;
   }
   EXPECT_EQ(load_image(out + "/samples.png", 8, 1).size(0), 1);
-  expect_failure("pipeline --out " + out + " --vqvae-steps 20", "--resume");
+  expect_failure("pipeline --out " + out + " --vqvae-steps 20", "already holds a pipeline run; resume it");
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ void expect_valid_files(const std::string& run, bool allow_temporaries = false) 
 
 std::map<std::string, torch::Tensor> model_tensors(const std::string& run) {
   std::map<std::string, torch::Tensor> out;
-  const auto loaded = load_vqvae(run + "/vqvae.ckpt", torch::kCPU);
+  const auto loaded = load<VQVAEKind>(run + "/vqvae.ckpt", torch::kCPU);
   for (const auto& p : loaded.model->named_parameters()) out[p.key()] = p.value();
   for (const auto& b : loaded.model->named_buffers()) out[b.key()] = b.value();
   return out;

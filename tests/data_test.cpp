@@ -13,11 +13,12 @@
 namespace vqvae2 {
 namespace {
 
-DataOptions folder_options(const std::string& folder, int64_t size = 8, int64_t channels = 3) {
+// Folder tests make 8×8 RGB images.
+const ImageFormat kRGB8{8, 3};
+
+DataOptions folder_options(const std::string& folder) {
   DataOptions o;
   o.folder = folder;
-  o.image_size = size;
-  o.channels = channels;
   return o;
 }
 
@@ -42,10 +43,7 @@ TEST(Data, EmbeddedMnistHoldsTenThousandRealDigits) {
 }
 
 TEST(Data, EmbeddedDigitsArePaddedTo32AndConverted) {
-  DataOptions o;
-  o.image_size = 32;
-  o.channels = 3;
-  const auto dataset = ImageDataset::open(o);
+  const auto dataset = ImageDataset::open(DataOptions(), {32, 3});
   EXPECT_EQ(dataset->size(), 10000);
   const auto image = dataset->get(7);
   ASSERT_EQ(image.sizes(), (std::vector<int64_t>{3, 32, 32}));
@@ -61,8 +59,12 @@ TEST(Data, ReadsAFolderOfMixedImagesAndSkipsBrokenOnes) {
   test::write_bytes(dir.file("broken.png"), "not an image at all");
   test::write_bytes(dir.file("empty.jpg"), "");
   test::write_bytes(dir.file("notes.txt"), "ignored");
+  test::write_bytes(dir.file("LICENSES"), "the set's licences: not an image, and no reason for a warning");
+  test::write_bytes(dir.file(".vqvae2-data"), "a marker");
+  std::filesystem::create_directories(dir.file(".git"));
+  save_png(dir.file(".git/hidden.png"), torch::zeros({3, 4, 4}, torch::kUInt8));
   std::ostringstream warnings;
-  const auto dataset = ImageDataset::open(folder_options(dir.path()), &warnings);
+  const auto dataset = ImageDataset::open(folder_options(dir.path()), kRGB8, &warnings);
   EXPECT_EQ(dataset->size(), 4);
   EXPECT_EQ(dataset->skipped().size(), 2u);
   EXPECT_EQ(dataset->ignored_non_images(), 1);
@@ -78,7 +80,7 @@ TEST(Data, FailModeStopsAtTheFirstBrokenFile) {
   auto o = folder_options(dir.path());
   o.skip_bad_images = false;
   try {
-    ImageDataset::open(o);
+    ImageDataset::open(o, kRGB8);
     FAIL() << "a broken file was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
@@ -88,19 +90,19 @@ TEST(Data, FailModeStopsAtTheFirstBrokenFile) {
 TEST(Data, MissingEmptyAndNonFolderPathsAreClearErrors) {
   test::TempDir dir;
   try {
-    ImageDataset::open(folder_options(dir.file("nope")));
+    ImageDataset::open(folder_options(dir.file("nope")), kRGB8);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos);
   }
   try {
-    ImageDataset::open(folder_options(dir.path()));
+    ImageDataset::open(folder_options(dir.path()), kRGB8);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no readable images"), std::string::npos);
   }
   test::write_bytes(dir.file("file.png"), "x");
-  EXPECT_THROW(ImageDataset::open(folder_options(dir.file("file.png"))), Error);
+  EXPECT_THROW(ImageDataset::open(folder_options(dir.file("file.png")), kRGB8), Error);
 }
 
 TEST(Data, SplitIsDeterministicDisjointAndStableUnderAdditions) {
@@ -108,17 +110,17 @@ TEST(Data, SplitIsDeterministicDisjointAndStableUnderAdditions) {
   write_images(dir, 40);
   auto o = folder_options(dir.path());
   o.validation_fraction = 0.25;
-  const auto original = ImageDataset::open(o);
+  const auto original = ImageDataset::open(o, kRGB8);
   const auto [train, validation] = original->split();
   EXPECT_EQ(train.size() + validation.size(), 40u);
   EXPECT_GT(validation.size(), 3u);
   EXPECT_LT(validation.size(), 20u);
   const std::set<int64_t> train_set(train.begin(), train.end());
   for (const auto v : validation) EXPECT_EQ(train_set.count(v), 0u);
-  EXPECT_EQ(ImageDataset::open(o)->split().second, validation);
+  EXPECT_EQ(ImageDataset::open(o, kRGB8)->split().second, validation);
   // A new file that sorts first shifts every index, but moves no old image across the split.
   save_png(dir.file("aaa.png"), torch::zeros({3, 4, 4}, torch::kUInt8));
-  const auto grown = ImageDataset::open(o);
+  const auto grown = ImageDataset::open(o, kRGB8);
   std::set<std::string> grown_validation;
   for (const auto v : grown->split().second) grown_validation.insert(grown->source(v).name);
   for (const auto v : validation) EXPECT_EQ(grown_validation.count(original->source(v).name), 1u);
@@ -126,9 +128,8 @@ TEST(Data, SplitIsDeterministicDisjointAndStableUnderAdditions) {
 
 TEST(Data, LoaderCoversAnEpochInARepeatableShuffledOrder) {
   DataOptions o;
-  o.image_size = 16;
   o.limit = 100;
-  const auto dataset = ImageDataset::open(o);
+  const auto dataset = ImageDataset::open(o, {16, 1});
   std::vector<int64_t> indices(100);
   std::iota(indices.begin(), indices.end(), 0);
   BatchLoader loader(dataset, indices, {10, true, true, 7, 2});
@@ -156,9 +157,8 @@ TEST(Data, LoaderCoversAnEpochInARepeatableShuffledOrder) {
 
 TEST(Data, LoaderKeepsTheLastPartialBatchWhenAsked) {
   DataOptions o;
-  o.image_size = 8;
   o.limit = 25;
-  const auto dataset = ImageDataset::open(o);
+  const auto dataset = ImageDataset::open(o, {8, 1});
   std::vector<int64_t> indices(25);
   std::iota(indices.begin(), indices.end(), 0);
   BatchLoader loader(dataset, indices, {10, false, false, 0, 2});
@@ -173,7 +173,7 @@ TEST(Data, AFileThatBreaksAfterScanningIsSubstitutedOrRefused) {
   test::TempDir dir;
   write_images(dir, 4);
   std::ostringstream warnings;
-  const auto dataset = ImageDataset::open(folder_options(dir.path()), &warnings);
+  const auto dataset = ImageDataset::open(folder_options(dir.path()), kRGB8, &warnings);
   // Damage a file after the scan accepted its header.
   test::write_bytes(dir.file("img1.png"), test::read_text(dir.file("img1.png")).substr(0, 60));
   BatchLoader loader(dataset, {0, 1, 2, 3}, {4, false, true, 0, 1});
@@ -191,7 +191,7 @@ TEST(Data, AFileThatBreaksAfterScanningIsSubstitutedOrRefused) {
   write_images(dir2, 2);
   auto strict = folder_options(dir2.path());
   strict.skip_bad_images = false;
-  const auto strict_dataset = ImageDataset::open(strict);
+  const auto strict_dataset = ImageDataset::open(strict, kRGB8);
   test::write_bytes(dir2.file("img0.png"), "garbage");
   EXPECT_THROW(strict_dataset->get(0), Error);
   BatchLoader strict_loader(strict_dataset, {0, 1}, {2, false, true, 0, 1});
@@ -201,9 +201,8 @@ TEST(Data, AFileThatBreaksAfterScanningIsSubstitutedOrRefused) {
 
 TEST(Data, RefusesBatchesLargerThanTheData) {
   DataOptions o;
-  o.image_size = 8;
   o.limit = 5;
-  const auto dataset = ImageDataset::open(o);
+  const auto dataset = ImageDataset::open(o, {8, 1});
   EXPECT_THROW(BatchLoader(dataset, {0, 1, 2, 3, 4}, {10, true, true, 0, 1}), Error);
 }
 

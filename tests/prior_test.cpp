@@ -1,5 +1,6 @@
 #include "vqvae2/models/prior.h"
 
+#include "test_util.h"
 #include "vqvae2/core/error.h"
 #include "vqvae2/models/sampler.h"
 
@@ -445,9 +446,11 @@ TEST(Sampler, BothSamplersCheckTheConditionCodes) {
                          const StepObserver& obs) { return sample_cached(p, b, c, o, s, obs); };
   for (const Sampler sampler : {static_cast<Sampler>(sample_naive), static_cast<Sampler>(cached)}) {
     // One condition map for three samples would broadcast silently: refused.
-    EXPECT_THROW(sampler(prior, 3, torch::randint(0, 11, {1, 4, 3}, torch::kLong), {}, 0, {}), Error);
-    // No condition at all, one of the wrong size, codes out of range, a condition for the top prior.
-    EXPECT_THROW(sampler(prior, 2, {}, {}, 0, {}), Error);
+    test::expect_error([&] { sampler(prior, 3, torch::randint(0, 11, {1, 4, 3}, torch::kLong), {}, 0, {}); },
+                       "codes [3, 4, 3] (one map per sample), got [1, 4, 3]");
+    // No condition at all: our message, not LibTorch's.
+    test::expect_error([&] { sampler(prior, 2, {}, {}, 0, {}); }, "(one map per sample), got none");
+    // One of the wrong size, codes out of range, a condition for the top prior.
     EXPECT_THROW(sampler(prior, 2, torch::randint(0, 11, {2, 3, 3}, torch::kLong), {}, 0, {}), Error);
     EXPECT_THROW(sampler(prior, 2, torch::full({2, 4, 3}, 11, torch::kLong), {}, 0, {}), Error);
     Prior top(tiny_top());

@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include "vqvae2/core/device.h"
+#include "vqvae2/models/prior.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -86,8 +89,8 @@ RunSettings quiet() {
 
 TrainVQVAEConfig tiny_config() {
   TrainVQVAEConfig config;
-  config.data.image_size = config.model.image_size = 16;
-  config.data.channels = config.model.channels = 1;
+  config.model.image_size = 16;
+  config.model.channels = 1;
   config.data.limit = 512;
   config.model.hidden = 16;
   config.model.res_blocks = 1;
@@ -102,6 +105,35 @@ TrainVQVAEConfig tiny_config() {
   config.train.log_every = 1;
   config.train.grid_images = 4;
   return config;
+}
+
+void untrained_vqvae(const std::string& run_dir) {
+  const auto config = tiny_config();
+  seed_everything(3);
+  HierarchicalVQVAE model(config.model);
+  std::filesystem::create_directories(run_dir);
+  write_model_checkpoint(run_dir + "/vqvae.ckpt", VQVAEKind::name, config, 0, *model);
+}
+
+std::vector<std::string> untrained_priors(const std::string& dir) {
+  const auto model = tiny_config().model;
+  std::vector<std::string> folders;
+  for (int64_t level = 0; level < model.levels(); ++level) {
+    const auto side = model.latent_size(level);
+    TrainPriorConfig config;
+    config.model = level + 1 == model.levels()
+                       ? top_prior_options(level, side, side, model.codes_at(level), PriorSize::kSmall)
+                       : conditional_prior_options(level, side, side, model.codes_at(level), model.codes_at(level + 1),
+                                                   model.strides[level + 1], PriorSize::kSmall);
+    config.model.stack.channels = config.model.stack.res_channels = config.model.condition.channels = 16;
+    config.model.stack.heads = 2;
+    seed_everything(4 + level);
+    Prior prior(config.model);
+    folders.push_back(dir + "/prior-level" + std::to_string(level));
+    std::filesystem::create_directories(folders.back());
+    write_model_checkpoint(folders.back() + "/prior.ckpt", PriorKind::name, config, 0, *prior);
+  }
+  return folders;
 }
 
 }  // namespace vqvae2::test

@@ -1,7 +1,12 @@
 // Helpers shared by the tests: scratch folders, files, and running the vqvae2 binary.
 #pragma once
 
-#include "vqvae2/stages/train_vqvae.h"
+#include "vqvae2/stages/trained.h"
+#include "vqvae2/training/trainer.h"
+
+#include "vqvae2/core/error.h"
+
+#include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
@@ -41,8 +46,26 @@ int wait_for(int pid);
 // Run settings for tests: CPU, no progress bar.
 RunSettings quiet();
 
+// `call` must fail with an exception whose message (without any LibTorch backtrace) contains `text`:
+// the messages users act on are part of the interface, so tests pin them.
+template <typename Call>
+void expect_error(Call&& call, const std::string& text) {
+  try {
+    call();
+    ADD_FAILURE() << "no error; expected one saying '" << text << "'";
+  } catch (const std::exception& e) {
+    EXPECT_NE(describe(e).find(text), std::string::npos) << "the message was: " << describe(e);
+  }
+}
+
 // A VQ-VAE configuration small enough for a test to train in a second or two: 16×16 grey
 // embedded digits, two levels (8×8, 4×4), narrow widths.
 TrainVQVAEConfig tiny_config();
+
+// Untrained models as checkpoints, for testing what only uses trained ones (encode, decode, sample):
+// a VQ-VAE of tiny_config() in `run_dir`, and one small prior per level of it, each in
+// <dir>/prior-level<l>; returns the prior folders, bottom first.
+void untrained_vqvae(const std::string& run_dir);
+std::vector<std::string> untrained_priors(const std::string& dir);
 
 }  // namespace vqvae2::test

@@ -2,7 +2,8 @@
 
 #include "test_util.h"
 #include "vqvae2/core/error.h"
-#include "vqvae2/stages/extract.h"
+#include "vqvae2/stages/codes.h"
+#include "vqvae2/stages/train_vqvae.h"
 #include "vqvae2/data/image.h"
 #include "vqvae2/stages/presets.h"
 #include "vqvae2/models/sampler.h"
@@ -26,43 +27,43 @@ class Stage2 : public ::testing::Test {
     config.train.batch_size = 32;
     config.train.steps = 150;
     train_vqvae(config, dir_->file("vqvae"), false, quiet());
-    extract_codes(vqvae_checkpoint_path(dir_->file("vqvae")), dir_->file("codes"), "cpu", 64, true);
+    extract_codes({dir_->file("vqvae"), dir_->file("codes"), 64}, quiet());
+    codes_ = new PriorCodes(read_prior_codes(dir_->file("codes")));
   }
   static void TearDownTestSuite() {
+    delete codes_;
     delete dir_;
+    codes_ = nullptr;
     dir_ = nullptr;
   }
 
   static TrainPriorConfig config_for(const std::string& level_name, int64_t steps) {
-    const auto store = read_code_store(dir_->file("codes/train.vq2"));
-    const int64_t level = level_name == "top" ? static_cast<int64_t>(store.levels.size()) - 1 : 0;
-    TrainPriorConfig config;
-    config.model = prior_options_for(store, level, PriorSize::kSmall);
+    auto config = prior_config_for(*codes_, parse_level(level_name, 2), PriorSize::kSmall);
     // Narrower than the small preset, so the suite stays fast on two cores.
     config.model.stack.channels = config.model.stack.res_channels = 32;
-    if (config.model.conditional) config.model.condition.channels = config.model.stack.condition_channels = 32;
-    config.codes = dir_->file("codes");
+    config.model.condition.channels = 32;
     config.train.batch_size = 16;
     config.train.steps = steps;
     config.train.learning_rate = 1e-3;
     config.train.log_every = 1;
-    config.image_dims = 32 * 32;
     return config;
   }
 
   static test::TempDir* dir_;
+  static PriorCodes* codes_;
 };
 test::TempDir* Stage2::dir_ = nullptr;
+PriorCodes* Stage2::codes_ = nullptr;
 
 TEST_F(Stage2, ExtractedCodesDecodeToTheVQVAEsOwnReconstructions) {
   const auto store = read_code_store(dir_->file("codes/val.vq2"));
-  auto loaded = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
+  auto loaded = load<VQVAEKind>(dir_->file("vqvae"), torch::kCPU);
   ASSERT_EQ(store.levels.size(), 2u);
   EXPECT_EQ(store.levels[0].height, 16);
   EXPECT_EQ(store.levels[1].height, 8);
   EXPECT_EQ(store.meta["split"], "val");
   EXPECT_EQ(store.meta["image_size"], 32);
-  const auto dataset = ImageDataset::open(loaded.config.data);
+  const auto dataset = ImageDataset::open(loaded.config.data, loaded.config.model.format());
   const auto validation = dataset->split().second;
   ASSERT_EQ(store.size(), static_cast<int64_t>(validation.size()));
   std::vector<torch::Tensor> images;
@@ -85,9 +86,9 @@ TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
     EXPECT_LT(result.final_bits_per_code, 0.5 * uniform) << level;
     EXPECT_LT(result.final_bits_per_code, result.initial_bits_per_code - 2.0) << level;
     EXPECT_GT(result.final_bits_per_dim, 0.0);
-    priors[config.model.level] = load_prior(prior_checkpoint_path(run), torch::kCPU).model;
+    priors[config.model.level] = load<PriorKind>(run, torch::kCPU).model;
   }
-  auto vqvae = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
+  auto vqvae = load<VQVAEKind>(dir_->file("vqvae"), torch::kCPU);
   const auto sampled = sample_hierarchy(vqvae.model, priors, 4, {}, 1);
   EXPECT_EQ(sampled.images.sizes(), (std::vector<int64_t>{4, 1, 32, 32}));
   EXPECT_EQ(sampled.codes[1].sizes(), (std::vector<int64_t>{4, 8, 8}));
@@ -104,8 +105,8 @@ TEST_F(Stage2, ResumedPriorTrainingEqualsUninterrupted) {
   first.train.steps = 3;
   train_prior(first, dir_->file("interrupted"), false, quiet());
   train_prior(config, dir_->file("interrupted"), true, quiet());
-  const auto a = load_prior(prior_checkpoint_path(dir_->file("straight")), torch::kCPU);
-  const auto b = load_prior(prior_checkpoint_path(dir_->file("interrupted")), torch::kCPU);
+  const auto a = load<PriorKind>(dir_->file("straight"), torch::kCPU);
+  const auto b = load<PriorKind>(dir_->file("interrupted"), torch::kCPU);
   EXPECT_EQ(b.step, 6);
   const auto pb = b.model->named_parameters();
   for (const auto& p : a.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
@@ -126,12 +127,11 @@ TEST_F(Stage2, CodesThatDoNotMatchThePriorAreRefused) {
 }
 
 TEST_F(Stage2, SamplingChecksThatThePriorsFitTheVQVAE) {
-  auto vqvae = load_vqvae(vqvae_checkpoint_path(dir_->file("vqvae")), torch::kCPU);
-  const auto store = read_code_store(dir_->file("codes/train.vq2"));
-  std::vector<Prior> swapped = {Prior(prior_options_for(store, 1, PriorSize::kSmall)),
-                                Prior(prior_options_for(store, 0, PriorSize::kSmall))};
+  auto vqvae = load<VQVAEKind>(dir_->file("vqvae"), torch::kCPU);
+  const auto options = [](int64_t level) { return prior_config_for(*codes_, level, PriorSize::kSmall).model; };
+  std::vector<Prior> swapped = {Prior(options(1)), Prior(options(0))};
   EXPECT_THROW(sample_hierarchy(vqvae.model, swapped, 1, {}, 0), Error);
-  std::vector<Prior> one = {Prior(prior_options_for(store, 0, PriorSize::kSmall))};
+  std::vector<Prior> one = {Prior(options(0))};
   EXPECT_THROW(sample_hierarchy(vqvae.model, one, 1, {}, 0), Error);
 }
 

@@ -18,7 +18,7 @@ using test::quiet;
 
 // Every parameter and buffer of the model in a checkpoint file.
 std::map<std::string, torch::Tensor> tensors_of(const std::string& path) {
-  const auto loaded = load_vqvae(path, torch::kCPU);
+  const auto loaded = load<VQVAEKind>(path, torch::kCPU);
   std::map<std::string, torch::Tensor> out;
   for (const auto& p : loaded.model->named_parameters()) out[p.key()] = p.value();
   for (const auto& b : loaded.model->named_buffers()) out[b.key()] = b.value();
@@ -54,8 +54,8 @@ TEST(TrainVQVAE, ResumedRunEqualsUninterruptedRun) {
   const auto resumed = train_vqvae(config, interrupted.path(), true, quiet());
   EXPECT_EQ(resumed.steps, 10);
 
-  const auto a = tensors_of(vqvae_checkpoint_path(straight.path()));
-  const auto b = tensors_of(vqvae_checkpoint_path(interrupted.path()));
+  const auto a = tensors_of(checkpoint_path(straight.path(), "vqvae"));
+  const auto b = tensors_of(checkpoint_path(interrupted.path(), "vqvae"));
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
 
@@ -96,7 +96,7 @@ TEST(TrainVQVAE, AStopRequestWritesACheckpointAndResumeContinues) {
   clear_stop_request();
   EXPECT_TRUE(stopped.interrupted);
   EXPECT_EQ(stopped.steps, 1);
-  EXPECT_EQ(read_checkpoint(vqvae_checkpoint_path(dir.path()), "vqvae").meta["state"]["step"], 1);
+  EXPECT_EQ(read_checkpoint(checkpoint_path(dir.path(), "vqvae"), "vqvae").meta["state"]["step"], 1);
   const auto resumed = train_vqvae(config, dir.path(), true, quiet());
   EXPECT_FALSE(resumed.interrupted);
   EXPECT_EQ(resumed.steps, 6);
@@ -132,7 +132,11 @@ TEST(TrainVQVAE, WritesConfigMetricsGridsAndACheckpoint) {
   int grids = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("grids"))) grids += entry.path().extension() == ".png";
   EXPECT_EQ(grids, 2);
-  EXPECT_TRUE(std::filesystem::exists(vqvae_checkpoint_path(dir.path())));
+  EXPECT_TRUE(std::filesystem::exists(checkpoint_path(dir.path(), "vqvae")));
+  // The curves and the latest grid, to look at in a browser.
+  const auto report = test::read_text(dir.file("report.html"));
+  EXPECT_NE(report.find("<svg"), std::string::npos);
+  EXPECT_NE(report.find("data:image/png;base64,"), std::string::npos);
 }
 
 TEST(TrainVQVAE, LoadedModelReproducesTheEvaluation) {
@@ -140,10 +144,10 @@ TEST(TrainVQVAE, LoadedModelReproducesTheEvaluation) {
   auto config = test::tiny_config();
   config.train.steps = 5;
   const auto result = train_vqvae(config, dir.path(), false, quiet());
-  auto loaded = load_vqvae(vqvae_checkpoint_path(dir.path()), torch::kCPU);
+  auto loaded = load<VQVAEKind>(dir.path(), torch::kCPU);
   EXPECT_EQ(loaded.step, 5);
   EXPECT_FALSE(loaded.model->is_training());
-  const auto dataset = ImageDataset::open(loaded.config.data);
+  const auto dataset = ImageDataset::open(loaded.config.data, loaded.config.model.format());
   BatchLoader loader(dataset, dataset->split().second, {16, false, false, 0, 2});
   const auto again = evaluate_vqvae(loaded.model, loader, torch::kCPU);
   EXPECT_NEAR(again.mse, result.final.mse, 1e-6);

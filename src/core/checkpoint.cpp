@@ -286,6 +286,29 @@ void load_adam(torch::optim::Adam& optimizer, const NamedTensors& tensors, const
   }
 }
 
+ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind) {
+  auto contents = read_checkpoint(path, kind);
+  ModelCheckpoint checkpoint;
+  checkpoint.path = path;
+  checkpoint.kind = contents.meta.value("kind", kind);
+  const auto& meta = contents.meta;
+  VQVAE2_CHECK(meta.contains("config") && meta.contains("state") && meta["state"].is_object() &&
+                   meta["state"].contains("step") && meta["state"]["step"].is_number_integer(),
+               "'{}' has no configuration or step; it was not written by vqvae2's training", path);
+  checkpoint.config = meta.at("config");
+  checkpoint.step = meta.at("state").at("step").get<int64_t>();
+  checkpoint.tensors = std::move(contents.tensors);
+  return checkpoint;
+}
+
+void write_model_checkpoint(const std::string& path, const std::string& kind, const nlohmann::json& config,
+                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer) {
+  NamedTensors tensors;
+  save_module(module, tensors, "model");
+  if (optimizer) save_adam(*optimizer, tensors, "optimizer");
+  write_checkpoint(path, {{"kind", kind}, {"config", config}, {"state", {{"step", step}}}}, tensors);
+}
+
 void check_same_config(const nlohmann::json& stored, const nlohmann::json& requested, const std::string& path) {
   std::vector<std::string> differences;
   diff_json(stored, requested, "", differences);

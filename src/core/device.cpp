@@ -41,8 +41,8 @@ void set_blas_threads(int threads) {
 }
 
 ThreadOptions configure_threads(const ThreadOptions& options) {
-  VQVAE2_CHECK(options.threads >= 0, "--threads must be 0 (all cores) or positive, got {}", options.threads);
-  VQVAE2_CHECK(options.blas_threads >= 0, "--blas-threads must be 0 (recommended) or positive, got {}",
+  VQVAE2_CHECK(options.threads >= 0, "the LibTorch thread count must be 0 (all cores) or positive, got {}", options.threads);
+  VQVAE2_CHECK(options.blas_threads >= 0, "the OpenBLAS thread count must be 0 (recommended) or positive, got {}",
                options.blas_threads);
   ThreadOptions resolved;
   resolved.threads = options.threads > 0 ? options.threads : available_cores();
@@ -63,11 +63,11 @@ torch::Device parse_device(const std::string& name) {
   }
   if (device->is_cuda()) {
     VQVAE2_CHECK(torch::cuda::is_available(),
-                 "--device {} asked for CUDA, but this LibTorch has no CUDA support or sees no GPU; "
-                 "use --device cpu, or build against a CUDA-enabled LibTorch",
+                 "device '{}' asks for CUDA, but this LibTorch has no CUDA support or sees no GPU; "
+                 "use the CPU, or build against a CUDA-enabled LibTorch",
                  name);
     const auto count = static_cast<int64_t>(torch::cuda::device_count());
-    VQVAE2_CHECK(!device->has_index() || device->index() < count, "--device {}: only {} CUDA device(s) visible",
+    VQVAE2_CHECK(!device->has_index() || device->index() < count, "device '{}': only {} CUDA device(s) visible",
                  name, count);
   } else {
     VQVAE2_CHECK(device->is_cpu(), "unsupported device '{}': use cpu, cuda or cuda:N", name);

@@ -9,13 +9,15 @@
 
 namespace vqvae2 {
 
-ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start, bool enabled)
+ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start, std::ostream* out, bool bar)
     : label_(std::move(label)),
       total_(std::max<int64_t>(total, 1)),
       start_(start),
       done_(start),
-      enabled_(enabled),
-      terminal_(::isatty(STDERR_FILENO) == 1),
+      out_(out),
+      enabled_(bar && out != nullptr),
+      // Redraw in place only on a terminal: std::cerr on a tty.
+      terminal_(out == &std::cerr && ::isatty(STDERR_FILENO) == 1),
       began_(std::chrono::steady_clock::now()),
       last_draw_(began_ - std::chrono::hours(1)) {}
 
@@ -59,9 +61,9 @@ void ProgressBar::draw(bool final) {
   const auto line = fmt::format("{} [{}] {:3d}% {}/{}  {}  {}", label_, bar, static_cast<int>(100 * done_ / total_),
                                 done_, total_, timing, status_);
   if (terminal_) {
-    std::cerr << "\r\033[2K" << line << (final ? "\n" : "") << std::flush;
+    *out_ << "\r\033[2K" << line << (final ? "\n" : "") << std::flush;
   } else {
-    std::cerr << line << "\n" << std::flush;
+    *out_ << line << "\n" << std::flush;
     last_logged_done_ = done_;
   }
 }
@@ -74,10 +76,11 @@ void ProgressBar::finish(const std::string& status) {
 }
 
 void ProgressBar::message(const std::string& text) {
-  if (enabled_ && terminal_) std::cerr << "\r\033[2K";
-  std::cerr << text << "\n";
+  if (!out_) return;
+  if (enabled_ && terminal_) *out_ << "\r\033[2K";
+  *out_ << text << "\n";
   if (enabled_ && terminal_ && !finished_) draw(false);
-  std::cerr << std::flush;
+  *out_ << std::flush;
 }
 
 }  // namespace vqvae2

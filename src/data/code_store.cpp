@@ -70,13 +70,13 @@ void CodeStoreWriter::append(const std::vector<torch::Tensor>& codes) {
     auto c = codes[l].to(torch::kCPU, torch::kLong).contiguous();
     VQVAE2_CHECK(c.numel() == 0 || (c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < level.codes),
                  "level {} codes fall outside [0, {})", l, level.codes);
-    cpu.push_back(c.to(torch::kInt));
+    cpu.push_back(c);
   }
   std::vector<uint16_t> record;
   for (int64_t i = 0; i < batch; ++i) {
     record.clear();
     for (const auto& c : cpu) {
-      const auto* p = c[i].data_ptr<int32_t>();
+      const auto* p = c[i].data_ptr<int64_t>();
       for (int64_t k = 0; k < c[i].numel(); ++k) record.push_back(static_cast<uint16_t>(p[k]));
     }
     write(record.data(), record.size() * sizeof(uint16_t));
@@ -167,9 +167,9 @@ CodeStore parse_code_store(const std::vector<uint8_t>& bytes, const std::string&
                "'{}' is corrupted: its CRC-32 does not match its contents", path);
 #endif
 
-  // [count, per_record] u16 -> per level int64 [count, H, W]
-  auto all = torch::empty({static_cast<int64_t>(count), static_cast<int64_t>(per_record)}, torch::kInt);
-  auto* out = all.data_ptr<int32_t>();
+  // [count, per_record] u16 -> per level int64 [count, H, W], the type the models take
+  auto all = torch::empty({static_cast<int64_t>(count), static_cast<int64_t>(per_record)}, torch::kLong);
+  auto* out = all.data_ptr<int64_t>();
   for (uint64_t i = 0; i < count * per_record; ++i) {
     uint16_t v;
     std::memcpy(&v, bytes.data() + at + 2 * i, 2);
@@ -180,7 +180,7 @@ CodeStore parse_code_store(const std::vector<uint8_t>& bytes, const std::string&
     const auto& level = store.levels[l];
     auto codes = all.slice(1, offset, offset + level.height * level.width)
                      .reshape({static_cast<int64_t>(count), level.height, level.width})
-                     .to(torch::kLong);
+                     .contiguous();
     VQVAE2_CHECK(codes.numel() == 0 || codes.max().item<int64_t>() < level.codes,
                  "'{}': level {} holds codes outside [0, {})", path, l, level.codes);
     store.codes.push_back(codes);

@@ -12,8 +12,6 @@ namespace vqvae2 {
 namespace fs = std::filesystem;
 
 void DataOptions::validate() const {
-  VQVAE2_CHECK(image_size >= 1 && image_size <= 16384, "image size must be in [1, 16384], got {}", image_size);
-  VQVAE2_CHECK(channels == 1 || channels == 3, "channels must be 1 (grey) or 3 (RGB), got {}", channels);
   VQVAE2_CHECK(validation_fraction >= 0 && validation_fraction < 1,
                "validation fraction must be in [0, 1), got {}", validation_fraction);
   VQVAE2_CHECK(limit >= 0, "image limit must be >= 0 (0 = all), got {}", limit);
@@ -29,6 +27,17 @@ bool has_image_extension(const fs::path& path) {
   return std::find(extensions.begin(), extensions.end(), extension) != extensions.end();
 }
 
+// A data set's own papers, not its images: hidden files and folders (a marker such as .vqvae2-data,
+// .git/) and licence or read-me notes. Left out without being counted as ignored non-images.
+bool is_housekeeping(const fs::path& relative) {
+  for (const auto& part : relative) {
+    if (!part.empty() && part.string().front() == '.' && part != "." && part != "..") return true;
+  }
+  auto stem = relative.filename().string();
+  std::transform(stem.begin(), stem.end(), stem.begin(), [](unsigned char c) { return std::toupper(c); });
+  return stem.rfind("LICENSE", 0) == 0 || stem.rfind("LICENCE", 0) == 0 || stem.rfind("README", 0) == 0;
+}
+
 // FNV-1a, 64 bit: a stable hash of a name (std::hash is not stable across libraries).
 uint64_t fnv1a(const std::string& text, uint64_t seed) {
   uint64_t hash = 0xcbf29ce484222325ull ^ (seed * 0x100000001b3ull);
@@ -38,9 +47,11 @@ uint64_t fnv1a(const std::string& text, uint64_t seed) {
 
 }  // namespace
 
-std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std::ostream* warnings) {
+std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, const ImageFormat& format,
+                                                 std::ostream* warnings) {
   options.validate();
-  std::shared_ptr<ImageDataset> dataset(new ImageDataset(options));
+  format.validate();
+  std::shared_ptr<ImageDataset> dataset(new ImageDataset(options, format));
   dataset->warnings_ = warnings;
   if (options.folder.empty()) {
     dataset->embedded_ = embedded_mnist_images();
@@ -50,7 +61,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
     const fs::path root(options.folder);
     std::error_code error;
     VQVAE2_CHECK(fs::exists(root, error), "data folder '{}' does not exist", options.folder);
-    VQVAE2_CHECK(fs::is_directory(root, error), "'{}' is not a folder; --data takes a folder of images",
+    VQVAE2_CHECK(fs::is_directory(root, error), "'{}' is not a folder; the data must be a folder of images",
                  options.folder);
     std::vector<fs::path> files;
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, error);
@@ -60,7 +71,9 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
     VQVAE2_CHECK(!error, "cannot list '{}': {}", options.folder, error.message());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
-      const auto name = fs::relative(file, root, error).string();
+      const auto relative = fs::relative(file, root, error);
+      const auto name = relative.string();
+      if (is_housekeeping(relative)) continue;
       if (!has_image_extension(file)) {
         ++dataset->ignored_;
         continue;
@@ -69,7 +82,7 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, std
         probe_image(file.string());
         dataset->sources_.push_back({name, file.string(), -1});
       } catch (const Error& e) {
-        VQVAE2_CHECK(options.skip_bad_images, "{} (pass --skip-bad-images to leave such files out)", e.what());
+        VQVAE2_CHECK(options.skip_bad_images, "{} (skipping unreadable images leaves such files out)", e.what());
         dataset->skipped_.push_back(name);
         if (warnings) *warnings << "warning: skipping " << e.what() << "\n";
       }
@@ -99,12 +112,12 @@ std::string ImageDataset::describe() const {
 
 torch::Tensor ImageDataset::decode(int64_t index) const {
   const auto& source = sources_.at(index);
-  if (source.embedded_index < 0) return load_image(source.path, options_.image_size, options_.channels);
+  if (source.embedded_index < 0) return load_image(source.path, format_.size, format_.channels);
   // MNIST digits sit in a 20×20 box centred in 28×28: pad to 32×32 (the classic way to make them
   // divisible by 4 and 8), then resize only if another size was asked for.
   auto digit = torch::constant_pad_nd(embedded_[source.embedded_index], {2, 2, 2, 2}, 0);
-  digit = resize_square(digit, options_.image_size);
-  return options_.channels == 3 ? digit.expand({3, -1, -1}).contiguous() : digit;
+  digit = resize_square(digit, format_.size);
+  return format_.channels == 3 ? digit.expand({3, -1, -1}).contiguous() : digit;
 }
 
 torch::Tensor ImageDataset::cached_decode(int64_t index) const {

@@ -12,10 +12,16 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
 namespace vqvae2 {
+
+void ImageFormat::validate() const {
+  VQVAE2_CHECK(size >= 1 && size <= 16384, "image size must be in [1, 16384], got {}", size);
+  VQVAE2_CHECK(channels == 1 || channels == 3, "channels must be 1 (grey) or 3 (RGB), got {}", channels);
+}
 
 namespace {
 
@@ -155,6 +161,13 @@ torch::Tensor to_model_range(const torch::Tensor& pixels) {
 
 torch::Tensor to_pixels(const torch::Tensor& x) {
   return x.detach().to(torch::kCPU, torch::kFloat).add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+std::string png_name_for(const std::string& source, std::set<std::string>& taken) {
+  auto name = std::filesystem::path(source).lexically_normal();
+  if (name.empty() || name.is_absolute() || *name.begin() == "..") return "";
+  name.replace_extension(".png");
+  return taken.insert(name.string()).second ? name.string() : "";
 }
 
 torch::Tensor make_grid(const torch::Tensor& images, int64_t columns, int64_t padding) {

@@ -54,7 +54,7 @@ torch::Tensor DigitClassifierImpl::probabilities(const torch::Tensor& pixels) {
 }
 
 DigitSet embedded_digit_set() {
-  const auto dataset = ImageDataset::open(DataOptions{});
+  const auto dataset = ImageDataset::open(DataOptions{}, ImageFormat{32, 1});
   const auto labels = embedded_mnist_labels();
   const auto [train, held_out] = dataset->split();
   const auto gather = [&](const std::vector<int64_t>& indices) {

@@ -77,13 +77,13 @@ void PriorOptions::validate() const {
                "prior: bad level {} or map {}x{}", level, height, width);
   stack.validate();
   if (conditional) condition.validate();
-  VQVAE2_CHECK(conditional == (stack.condition_channels > 0),
-               "prior: a conditional prior needs condition channels in its stack (and only it)");
   VQVAE2_CHECK(!conditional || (height % condition.scale == 0 && width % condition.scale == 0),
                "prior: map {}x{} is not a multiple of the conditioning scale {}", height, width, condition.scale);
 }
 
 PriorImpl::PriorImpl(const PriorOptions& options) : options_(options) {
+  // The stack's conditioning input is the conditioning stack's output.
+  options_.stack.condition_channels = options_.conditional ? options_.condition.channels : 0;
   options_.validate();
   stack_ = register_module("stack", GatedPixelCNN(options_.stack));
   if (options_.conditional) conditioning_ = register_module("conditioning", ConditioningStack(options_.condition));
@@ -206,7 +206,6 @@ PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t wi
     o.condition.channels = 64;
     o.condition.res_blocks = 3;
   }
-  o.stack.condition_channels = o.condition.channels;
   return o;
 }
 

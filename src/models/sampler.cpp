@@ -9,9 +9,9 @@
 namespace vqvae2 {
 
 void SamplingOptions::validate() const {
-  VQVAE2_CHECK(temperature >= 0 && std::isfinite(temperature), "--temperature must be >= 0, got {}", temperature);
-  VQVAE2_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = off), got {}", top_k);
-  VQVAE2_CHECK(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1], got {}", top_p);
+  VQVAE2_CHECK(temperature >= 0 && std::isfinite(temperature), "temperature must be >= 0, got {}", temperature);
+  VQVAE2_CHECK(top_k >= 0, "top-k must be >= 0 (0 = off), got {}", top_k);
+  VQVAE2_CHECK(top_p > 0 && top_p <= 1, "top-p must be in (0, 1], got {}", top_p);
 }
 
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options) {

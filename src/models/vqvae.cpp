@@ -78,8 +78,7 @@ QuantizerOptions VQVAEOptions::quantizer_at(int64_t level) const {
 void VQVAEOptions::validate() const {
   // Upper bounds far beyond any real model keep a damaged or hostile configuration from asking for
   // absurd amounts of memory.
-  VQVAE2_CHECK(channels == 1 || channels == 3, "image channels must be 1 (grey) or 3 (RGB), got {}", channels);
-  VQVAE2_CHECK(image_size >= 1 && image_size <= 16384, "image size must be in [1, 16384], got {}", image_size);
+  format().validate();
   VQVAE2_CHECK(hidden >= 2 && hidden <= 8192 && hidden % 2 == 0, "hidden width must be an even number in [2, 8192], got {}",
                hidden);
   VQVAE2_CHECK(res_blocks >= 0 && res_blocks <= 256, "residual blocks must be in [0, 256], got {}", res_blocks);
@@ -92,7 +91,7 @@ void VQVAEOptions::validate() const {
     total *= s;
   }
   VQVAE2_CHECK(image_size >= total && image_size % total == 0,
-               "image size {} must be a multiple of the total downsampling {} (strides {}); try --image-size {}",
+               "image size {} must be a multiple of the total downsampling {} (strides {}); try {}",
                image_size, total, fmt::join(strides, ","), std::max<int64_t>(total, image_size / total * total));
   VQVAE2_CHECK(codes.size() == 1 || static_cast<int64_t>(codes.size()) == levels(),
                "give one codebook size or one per level ({} levels), got {}", levels(), fmt::join(codes, ","));

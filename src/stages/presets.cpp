@@ -6,21 +6,26 @@ namespace vqvae2 {
 
 std::vector<std::string> preset_names() { return {"mnist", "small", "reference"}; }
 
+std::string resolve_preset(const std::string& name, bool has_data) {
+  if (name != "auto") return name;
+  return has_data ? "reference" : "mnist";
+}
+
 TrainVQVAEConfig vqvae_preset(const std::string& name) {
   TrainVQVAEConfig config;  // the struct defaults are the reference model
   if (name == "reference") {
-    config.data.image_size = config.model.image_size = 256;
-    config.data.channels = config.model.channels = 3;
+    config.model.image_size = 256;
+    config.model.channels = 3;
     config.train.batch_size = 32;
     config.train.epochs = 100;
   } else if (name == "small") {
-    config.data.image_size = config.model.image_size = 64;
-    config.data.channels = config.model.channels = 3;
+    config.model.image_size = 64;
+    config.model.channels = 3;
     config.train.batch_size = 32;
     config.train.epochs = 20;
   } else if (name == "mnist") {
-    config.data.image_size = config.model.image_size = 32;
-    config.data.channels = config.model.channels = 1;
+    config.model.image_size = 32;
+    config.model.channels = 1;
     config.model.hidden = 64;
     config.model.res_channels = 32;
     config.model.strides = {2, 2};  // bottom 16×16, top 8×8
@@ -38,6 +43,25 @@ TrainVQVAEConfig vqvae_preset(const std::string& name) {
   // used per level after 3 epochs without restarts, 87% / 89% with them).
   config.model.quantizer.dead_code_threshold = 1.0;
   return config;
+}
+
+TrainSchedule prior_schedule(PriorSize size) {
+  TrainSchedule s;
+  if (size == PriorSize::kSmall) {
+    s.batch_size = 64;
+    s.epochs = 5;
+    s.learning_rate = 1e-3;
+    s.checkpoint_every = 200;
+  } else {
+    s.batch_size = 32;
+    s.epochs = 20;
+    s.learning_rate = 3e-4;
+  }
+  return s;
+}
+
+PriorSize prior_size_for_preset(const std::string& preset) {
+  return preset == "mnist" ? PriorSize::kSmall : PriorSize::kReference;
 }
 
 }  // namespace vqvae2

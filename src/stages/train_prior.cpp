@@ -1,75 +1,80 @@
 #include "vqvae2/stages/train_prior.h"
 
-#include "vqvae2/core/checkpoint.h"
-#include "vqvae2/data/data.h"
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 #include "vqvae2/core/metrics.h"
-#include "vqvae2/training/run.h"
-#include "vqvae2/training/train_loop.h"
+#include "vqvae2/data/data.h"
+#include "vqvae2/stages/presets.h"
 
+#include <cmath>
 #include <filesystem>
-#include <iostream>
+#include <numeric>
 
 namespace vqvae2 {
 
-std::string prior_checkpoint_path(const std::string& run_dir) { return RunFolder(run_dir).file("prior.ckpt"); }
-
-LevelCodes level_codes(const CodeStore& store, int64_t level) {
-  const auto levels = static_cast<int64_t>(store.levels.size());
-  VQVAE2_CHECK(level >= 0 && level < levels, "level {} does not exist: the code store has levels 0..{}", level,
-               levels - 1);
-  LevelCodes out;
-  out.codes = store.codes[level];
-  if (level + 1 < levels) out.condition = store.codes[level + 1];
-  return out;
-}
-
-PriorOptions prior_options_for(const CodeStore& store, int64_t level, PriorSize size) {
-  const auto levels = static_cast<int64_t>(store.levels.size());
-  VQVAE2_CHECK(level >= 0 && level < levels, "level {} does not exist: the code store has levels 0..{}", level,
-               levels - 1);
-  const auto& l = store.levels[level];
-  if (level == levels - 1) return top_prior_options(level, l.height, l.width, l.codes, size);
-  const auto& above = store.levels[level + 1];
-  VQVAE2_CHECK(l.height % above.height == 0 && l.height / above.height == l.width / above.width,
-               "level {} ({}x{}) is not an integer upsampling of level {} ({}x{})", level, l.height, l.width, level + 1,
-               above.height, above.width);
-  return conditional_prior_options(level, l.height, l.width, l.codes, above.codes, l.height / above.height, size);
-}
-
-double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = prior->is_training();
-  prior->eval();
-  const auto n = data.codes.size(0);
-  VQVAE2_CHECK(n > 0, "nothing to evaluate: no codes");
-  double total = 0;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const auto end = std::min(n, begin + batch_size);
-    const auto codes = data.codes.slice(0, begin, end).to(device);
-    const auto condition = data.condition.defined() ? data.condition.slice(0, begin, end).to(device) : torch::Tensor();
-    total += prior->loss(codes, condition).item<double>() * static_cast<double>(end - begin);
+PriorCodes read_prior_codes(const std::string& folder) {
+  VQVAE2_CHECK(!folder.empty(), "no codes folder given: the folder `vqvae2 extract-codes` wrote");
+  PriorCodes codes;
+  codes.folder = folder;
+  for (const auto& [name, store] : {std::pair{"train.vq2", &codes.train}, std::pair{"val.vq2", &codes.validation}}) {
+    const auto path = (std::filesystem::path(folder) / name).string();
+    VQVAE2_CHECK(std::filesystem::exists(path),
+                 "'{}' not found; the codes folder is the one `vqvae2 extract-codes` wrote", path);
+    *store = read_code_store(path);
   }
-  prior->train(was_training);
-  return total / static_cast<double>(n);
+  return codes;
+}
+
+int64_t parse_level(const std::string& level, int64_t levels) {
+  if (level == "top") return levels - 1;
+  if (level == "bottom") return 0;
+  try {
+    size_t used = 0;
+    const auto value = std::stoll(level, &used);
+    if (used == level.size() && value >= 0 && value < levels) return value;
+  } catch (const std::exception&) {
+  }
+  fail("the level must be top, bottom or a level number in 0..{}, got '{}'", levels - 1, level);
+}
+
+TrainPriorConfig prior_config_for(const PriorCodes& codes, int64_t level, PriorSize size) {
+  const auto& store = codes.train;
+  const auto levels = static_cast<int64_t>(store.levels.size());
+  VQVAE2_CHECK(level >= 0 && level < levels, "level {} does not exist: the code store has levels 0..{}", level,
+               levels - 1);
+  TrainPriorConfig config;
+  const auto& l = store.levels[level];
+  if (level == levels - 1) {
+    config.model = top_prior_options(level, l.height, l.width, l.codes, size);
+  } else {
+    const auto& above = store.levels[level + 1];
+    VQVAE2_CHECK(l.height % above.height == 0 && l.height / above.height == l.width / above.width,
+                 "level {} ({}x{}) is not an integer upsampling of level {} ({}x{})", level, l.height, l.width,
+                 level + 1, above.height, above.width);
+    config.model = conditional_prior_options(level, l.height, l.width, l.codes, above.codes, l.height / above.height,
+                                             size);
+  }
+  config.codes = codes.folder;
+  config.train = prior_schedule(size);
+  const auto side = store.meta.value("image_size", int64_t{0});
+  config.image_dims = side * side * store.meta.value("channels", int64_t{0});
+  return config;
 }
 
 namespace {
 
-class PriorTask : public TrainingTask {
+class PriorTask : public ModelTask {
  public:
   PriorTask(const TrainPriorConfig& config, Prior prior, torch::Device device, LevelCodes train, LevelCodes validation)
-      : config_(config),
+      : ModelTask(PriorKind::name, config, prior.ptr(), config.train.learning_rate),
+        config_(config),
         prior_(std::move(prior)),
         device_(device),
-        optimizer_(prior_->parameters(), torch::optim::AdamOptions(config.train.learning_rate)),
         train_(std::move(train)),
         validation_(std::move(validation)) {
     all_.resize(train_.codes.size(0));
     std::iota(all_.begin(), all_.end(), 0);
   }
-
-  torch::optim::Adam& optimizer() { return optimizer_; }
 
   int64_t batches_per_epoch() const override {
     return static_cast<int64_t>(all_.size()) / config_.train.batch_size;
@@ -96,15 +101,6 @@ class PriorTask : public TrainingTask {
     return true;
   }
 
-  void step() override {
-    optimizer_.zero_grad();
-    loss_.backward();
-    optimizer_.step();
-    loss_ = torch::Tensor();
-  }
-
-  void discard() override { loss_ = torch::Tensor(); }
-
   nlohmann::json evaluate() override {
     const auto nats = evaluate_prior(prior_, validation_, config_.train.batch_size, device_);
     const auto& o = prior_->options();
@@ -122,94 +118,48 @@ class PriorTask : public TrainingTask {
                                                   : "");
   }
 
-  void save(const std::string& path, int64_t step) override {
-    NamedTensors tensors;
-    save_module(*prior_, tensors, "model");
-    save_adam(optimizer_, tensors, "optimizer");
-    write_checkpoint(path, {{"kind", "prior"}, {"config", config_}, {"state", {{"step", step}}}}, tensors);
-  }
-
  private:
   TrainPriorConfig config_;
   Prior prior_;
   torch::Device device_;
-  torch::optim::Adam optimizer_;
   LevelCodes train_, validation_;
   std::vector<int64_t> all_;
   torch::Tensor order_;
   int64_t next_batch_ = 0;
-  torch::Tensor loss_;
 };
-
-CodeStore read_store(const std::string& folder, const std::string& name) {
-  const auto path = (std::filesystem::path(folder) / name).string();
-  VQVAE2_CHECK(std::filesystem::exists(path), "'{}' not found; --codes takes the folder `vqvae2 extract-codes` wrote",
-               path);
-  return read_code_store(path);
-}
 
 }  // namespace
 
-TrainPriorResult train_prior(const TrainPriorConfig& config, const std::string& run_dir, bool resume,
+TrainPriorResult train_prior(const TrainPriorConfig& config, const PriorCodes& codes, const TrainingRun& run,
                              const RunSettings& settings) {
-  config.model.validate();
-  config.train.validate();
+  config.validate();
   const auto device = parse_device(settings.device);
-  RunFolder run(run_dir);
-  const auto checkpoint_path = run.file("prior.ckpt");
-
-  const auto train_store = read_store(config.codes, "train.vq2");
-  const auto validation_store = read_store(config.codes, "val.vq2");
   const auto& o = config.model;
-  for (const auto* store : {&train_store, &validation_store}) {
-    const auto levels = static_cast<int64_t>(store->levels.size());
-    VQVAE2_CHECK(o.level < levels && store->levels[o.level].height == o.height && store->levels[o.level].width == o.width &&
-                     store->levels[o.level].codes == o.stack.codes && o.conditional == (o.level + 1 < levels) &&
-                     (!o.conditional || store->levels[o.level + 1].codes == o.condition.codes),
-                 "the codes in '{}' do not match this prior (level {}, {}x{}, K={}); train the prior on the codes it "
-                 "was configured for",
-                 config.codes, o.level, o.height, o.width, o.stack.codes);
-  }
-  auto train = level_codes(train_store, o.level);
-  auto validation = level_codes(validation_store, o.level);
+  for (const auto* store : {&codes.train, &codes.validation}) check_codes_fit(o, *store, codes.folder);
+  auto train = level_codes(codes.train, o.level);
+  auto validation = level_codes(codes.validation, o.level);
   if (validation.codes.size(0) == 0) {
-    std::cerr << "warning: no held-out codes: evaluating on the training codes\n";
+    if (settings.log) *settings.log << "warning: no held-out codes: evaluating on the training codes\n";
     validation = train;
   }
 
   seed_everything(config.train.seed);
   Prior prior(config.model);
   prior->to(device);
-  std::optional<CheckpointContents> contents;
-  if (resume) {
-    contents = read_checkpoint(checkpoint_path, "prior");
-    const auto& stored = contents->meta.at("config");
-    check_same_config(stored.at("model"), nlohmann::json(config.model), checkpoint_path);
-  } else {
-    VQVAE2_CHECK(!std::filesystem::exists(checkpoint_path),
-                 "'{}' already holds a trained prior; pass --resume to continue it or choose another --out", run_dir);
-  }
   PriorTask task(config, prior, device, train, validation);
-  int64_t step = 0;
-  if (contents) {
-    load_module(*prior, contents->tensors, "model", checkpoint_path);
-    load_adam(task.optimizer(), contents->tensors, "optimizer", checkpoint_path);
-    step = contents->meta.at("state").at("step").get<int64_t>();
-  }
-  run.write_json("config.json", {{"kind", "prior"}, {"config", config}});
-  if (!settings.quiet) {
+  const auto step = start_training(task, run, config);
+  if (settings.log) {
     int64_t parameters = 0;
     for (const auto& p : prior->parameters()) parameters += p.numel();
-    std::cerr << fmt::format("vqvae2 train-prior: level {} ({}x{} codes, K={}, {}), {:.2f} M parameters; {} train / {} "
-                             "held-out maps; {} batches per epoch on {}{}\n",
-                             o.level, o.height, o.width, o.stack.codes,
-                             o.conditional ? "conditioned on the level above" : "PixelSNAIL top prior",
-                             parameters / 1e6, train.codes.size(0), validation.codes.size(0), task.batches_per_epoch(),
-                             device.str(), resume ? fmt::format(", resuming at step {}", step) : "");
+    *settings.log << fmt::format(
+        "vqvae2 train-prior: level {} ({}x{} codes, K={}, {}), {:.2f} M parameters; {} train / {} held-out maps; {} "
+        "batches per epoch on {}{}\n",
+        o.level, o.height, o.width, o.stack.codes, o.conditional ? "conditioned on the level above" : "PixelSNAIL top prior",
+        parameters / 1e6, train.codes.size(0), validation.codes.size(0), task.batches_per_epoch(), device.str(),
+        run.resumed ? fmt::format(", resuming at step {}", step) : "");
   }
-  const auto loop = run_training_loop(task, config.train, step,
-                                      {fmt::format("train-prior L{}", o.level), checkpoint_path,
-                                       run.file("metrics.jsonl"), settings.quiet});
+  const auto loop =
+      run_training_loop(task, config.train, step, loop_settings(run, fmt::format("train-prior L{}", o.level), settings));
   TrainPriorResult result;
   result.steps = loop.steps;
   result.interrupted = loop.interrupted;
@@ -218,19 +168,14 @@ TrainPriorResult train_prior(const TrainPriorConfig& config, const std::string& 
     result.final_bits_per_code = loop.final.at("bits_per_code");
     result.final_bits_per_dim = loop.final.value("bits_per_dim", 0.0);
   }
-  result.checkpoint = checkpoint_path;
+  result.checkpoint = run.checkpoint;
   return result;
 }
 
-LoadedPrior load_prior(const std::string& path, const torch::Device& device) {
-  const auto contents = read_checkpoint(path, "prior");
-  LoadedPrior loaded;
-  std::tie(loaded.config, loaded.step) = stored_config<TrainPriorConfig>(contents, path);
-  loaded.model = Prior(loaded.config.model);
-  load_module(*loaded.model, contents.tensors, "model", path);
-  loaded.model->to(device);
-  loaded.model->eval();
-  return loaded;
+TrainPriorResult train_prior(const TrainPriorConfig& config, const std::string& run_dir, bool resume,
+                             const RunSettings& settings) {
+  return train_prior(config, read_prior_codes(config.codes), open_training_run(run_dir, PriorKind::name, resume),
+                     settings);
 }
 
 }  // namespace vqvae2

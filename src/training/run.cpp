@@ -62,7 +62,7 @@ void request_stop() { g_stop.store(true); }
 void check_finite(double value, const std::string& what, int64_t step, const std::string& last_checkpoint) {
   if (std::isfinite(value)) return;
   fail("{} became {} at step {}; stopping so no damaged model is saved. The last good checkpoint is {}. "
-       "A lower --lr usually helps; resume with --resume.",
+       "A lower learning rate usually helps; then resume.",
        what, std::isnan(value) ? "NaN" : "infinite", step,
        last_checkpoint.empty() ? std::string("(none yet)") : "'" + last_checkpoint + "'");
 }

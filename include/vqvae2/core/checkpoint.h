@@ -72,16 +72,34 @@ void save_adam(torch::optim::Adam& optimizer, NamedTensors& tensors, const std::
 void load_adam(torch::optim::Adam& optimizer, const NamedTensors& tensors, const std::string& prefix,
                const std::string& path);
 
-// The configuration and step a checkpoint records, as `Config`; throws vqvae2::Error naming the
-// file when they do not parse.
-template <typename Config>
-std::pair<Config, int64_t> stored_config(const CheckpointContents& contents, const std::string& path) {
-  try {
-    return {contents.meta.at("config").get<Config>(), contents.meta.at("state").at("step").get<int64_t>()};
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("'{}' has an unreadable configuration: {}", path, e.what()));
+// A model's checkpoint, read once: the file, the configuration and training step it records, and
+// its tensors ("model/..." and, for a run that can be resumed, "optimizer/...").
+struct ModelCheckpoint {
+  std::string path;
+  std::string kind;
+  nlohmann::json config;
+  int64_t step = 0;
+  NamedTensors tensors;
+
+  // The configuration as `Config`; throws vqvae2::Error naming the file when it does not parse.
+  template <typename Config>
+  Config config_as() const {
+    try {
+      return config.get<Config>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("'{}' has an unreadable configuration: {}", path, e.what()));
+    }
   }
-}
+};
+
+// Reads a checkpoint that must hold a model of `kind` ("vqvae", "prior", ...), or of any kind when
+// `kind` is empty (ModelCheckpoint::kind then says which).
+ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind);
+
+// Writes `module` (under "model/") and, when given, `optimizer` (under "optimizer/") with the kind,
+// configuration and step, atomically.
+void write_model_checkpoint(const std::string& path, const std::string& kind, const nlohmann::json& config,
+                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer = nullptr);
 
 // Compares a checkpoint's config with the one a caller expects; throws vqvae2::Error listing the
 // differing fields ("model.hidden: checkpoint 128, requested 64").

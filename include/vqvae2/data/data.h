@@ -6,6 +6,8 @@
 // A BatchLoader decodes batches on a background thread, so the model never waits on the disk.
 #pragma once
 
+#include "vqvae2/data/image.h"
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -24,8 +26,6 @@ namespace vqvae2 {
 
 struct DataOptions {
   std::string folder;                // image folder (searched recursively); empty = embedded MNIST
-  int64_t image_size = 32;           // S
-  int64_t channels = 1;              // 1 = grey, 3 = RGB
   double validation_fraction = 0.1;  // share of images held out, chosen by a hash of the file name
   uint64_t split_seed = 0;           // changes which images are held out
   bool skip_bad_images = true;       // skip unreadable files with a warning (false: stop with an error)
@@ -34,8 +34,8 @@ struct DataOptions {
 
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataOptions, folder, image_size, channels, validation_fraction,
-                                                split_seed, skip_bad_images, limit, cache_mb)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataOptions, folder, validation_fraction, split_seed, skip_bad_images,
+                                                limit, cache_mb)
 
 // Where an image's bytes come from.
 struct ImageSource {
@@ -48,10 +48,12 @@ class ImageDataset {
  public:
   // Scans the folder (or opens the embedded set). Files whose header cannot be read are skipped
   // with a warning on `warnings` (or, with skip_bad_images = false, raise vqvae2::Error).
-  static std::shared_ptr<ImageDataset> open(const DataOptions& options, std::ostream* warnings = nullptr);
+  static std::shared_ptr<ImageDataset> open(const DataOptions& options, const ImageFormat& format,
+                                            std::ostream* warnings = nullptr);
 
   int64_t size() const { return static_cast<int64_t>(sources_.size()); }
   const DataOptions& options() const { return options_; }
+  const ImageFormat& format() const { return format_; }
   const ImageSource& source(int64_t index) const { return sources_.at(index); }
   // Files left out while scanning: unreadable headers, oversized images, non-image extensions.
   const std::vector<std::string>& skipped() const { return skipped_; }
@@ -67,11 +69,12 @@ class ImageDataset {
   std::pair<std::vector<int64_t>, std::vector<int64_t>> split() const;
 
  private:
-  explicit ImageDataset(const DataOptions& options) : options_(options) {}
+  ImageDataset(const DataOptions& options, const ImageFormat& format) : options_(options), format_(format) {}
   torch::Tensor decode(int64_t index) const;
   torch::Tensor cached_decode(int64_t index) const;
 
   DataOptions options_;
+  ImageFormat format_;
   std::vector<ImageSource> sources_;
   std::vector<std::string> skipped_;
   int64_t ignored_ = 0;

@@ -132,7 +132,8 @@ struct GatedPixelCNNOptions {
   int64_t heads = 8;                 // attention heads
   double dropout = 0.1;
   int64_t out_res_blocks = 1;        // 1×1 gated units between the stack and the logits
-  int64_t condition_channels = 0;    // Cc: channels of the conditioning map entering every layer (0 = none)
+  int64_t condition_channels = 0;    // Cc: channels of the conditioning map entering every layer (0 = none);
+                                     // a Prior sets it from its conditioning stack, so it is not stored
   std::string block = "gated-two-stream";  // or "pixelsnail" (absent from old checkpoints: two-stream)
   bool weight_norm = false;          // w = g·v/‖v‖ in every convolution and linear layer
 
@@ -146,7 +147,7 @@ struct GatedPixelCNNOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GatedPixelCNNOptions, codes, channels, res_channels, kernel, blocks,
                                                 res_blocks, attention, attention_every, heads, dropout, out_res_blocks,
-                                                condition_channels, block, weight_norm)
+                                                block, weight_norm)
 
 class CausalAttentionBlockImpl;
 

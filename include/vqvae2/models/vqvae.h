@@ -11,6 +11,7 @@
 // so the bottom codes only need to model what the top codes miss.
 #pragma once
 
+#include "vqvae2/data/image.h"
 #include "vqvae2/models/quantizer.h"
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,7 @@ struct VQVAEOptions {
   QuantizerOptions quantizer;             // β, γ, ε, EMA or codebook loss, dead codes (K, D set per level)
 
   int64_t levels() const { return static_cast<int64_t>(strides.size()); }
+  ImageFormat format() const { return {image_size, channels}; }
   int64_t codes_at(int64_t level) const;
   int64_t code_dim_at(int64_t level) const;
   // Side of level l's code map: S / (s_0 · … · s_l).

@@ -1,4 +1,4 @@
-#include "vqvae2/training/train_loop.h"
+#include "vqvae2/training/trainer.h"
 
 #include "test_util.h"
 #include "vqvae2/core/error.h"
@@ -37,7 +37,7 @@ class FakeTask : public TrainingTask {
   std::vector<int64_t> saved_;
 };
 
-TrainSchedule schedule(int64_t steps, const std::string& on_nan) {
+TrainSchedule schedule(int64_t steps, NanPolicy on_nan) {
   TrainSchedule s;
   s.steps = steps;
   s.log_every = 1;
@@ -49,7 +49,7 @@ TrainSchedule schedule(int64_t steps, const std::string& on_nan) {
 TEST(TrainLoop, RunsEpochsEvaluatesAndCheckpointsOnSchedule) {
   test::TempDir dir;
   FakeTask task({});
-  const auto result = run_training_loop(task, schedule(10, "stop"), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  const auto result = run_training_loop(task, schedule(10, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
   EXPECT_EQ(result.steps, 10);
   EXPECT_EQ(task.steps_, 10);
   // Every 3 steps, at each epoch's end (4, 8) and at the last step.
@@ -62,7 +62,7 @@ TEST(TrainLoop, StopsOnANonFiniteLossBeforeApplyingIt) {
   test::TempDir dir;
   FakeTask task({5});
   try {
-    run_training_loop(task, schedule(10, "stop"), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+    run_training_loop(task, schedule(10, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
     FAIL() << "a NaN loss was not noticed";
   } catch (const Error& e) {
     const std::string message = e.what();
@@ -75,7 +75,7 @@ TEST(TrainLoop, StopsOnANonFiniteLossBeforeApplyingIt) {
 TEST(TrainLoop, SkipModeDiscardsTheBatchAndContinues) {
   test::TempDir dir;
   FakeTask task({2, 6, 7});
-  const auto result = run_training_loop(task, schedule(10, "skip"), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  const auto result = run_training_loop(task, schedule(10, NanPolicy::kSkip), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
   EXPECT_EQ(result.steps, 10);
   EXPECT_EQ(result.skipped, 3);
   EXPECT_EQ(task.discarded_, 3);
@@ -95,7 +95,7 @@ TEST(TrainLoop, SkipModeGivesUpAfterTooManyInARow) {
   for (int64_t i = 3; i < 40; ++i) bad.insert(i);
   FakeTask task(bad);
   try {
-    run_training_loop(task, schedule(40, "skip"), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+    run_training_loop(task, schedule(40, NanPolicy::kSkip), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not finite for 11 batches in a row"), std::string::npos) << e.what();
@@ -106,9 +106,9 @@ TEST(TrainLoop, SkipModeGivesUpAfterTooManyInARow) {
 TEST(TrainLoop, ResumingCutsTheMetricsLogBackToTheCheckpoint) {
   test::TempDir dir;
   FakeTask first({});
-  run_training_loop(first, schedule(6, "stop"), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(first, schedule(6, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
   FakeTask second({});
-  run_training_loop(second, schedule(8, "stop"), 3, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(second, schedule(8, NanPolicy::kStop), 3, {"t", dir.file("c"), dir.file("m.jsonl"), true});
   std::ifstream log(dir.file("m.jsonl"));
   std::vector<int64_t> steps;
   for (std::string line; std::getline(log, line);) {

@@ -1,0 +1,45 @@
+// The bench command: speed figures, printed (bench/ has the benchmarks themselves).
+#include "cli.h"
+
+#include "bench.h"
+#include "vqvae2/core/error.h"
+
+#include <iostream>
+#include <memory>
+
+namespace vqvae2::cli {
+
+Command add_bench(CLI::App& top, Common& common) {
+  auto* app = top.add_subcommand("bench", "Benchmarks: print speed figures (vqvae, prior, sample, threads)");
+  struct Flags {
+    std::string what = "vqvae";
+    bench::BenchOptions options;
+    std::vector<int64_t> batches = {1, 16};
+  };
+  auto f = std::make_shared<Flags>();
+  app->add_option("what", f->what,
+                  "vqvae: VQ-VAE training images/s; prior: prior training step times; sample: seconds per 256x256 "
+                  "sample (all at reference widths); threads: thread settings compared")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vqvae", "prior", "sample", "threads"}));
+  app->add_option("--batches", f->batches, "batch sizes for `bench sample`")->delimiter(',')->capture_default_str();
+  app->add_option("--warmup", f->options.warmup, "untimed iterations")->capture_default_str();
+  app->add_option("--iterations", f->options.iterations, "timed iterations (median reported)")->capture_default_str();
+  add_common(app, common);
+  return {app, [f, &common] {
+            auto options = f->options;
+            options.device = common.device;
+            if (f->what == "vqvae") {
+              bench::vqvae(options, std::cout);
+            } else if (f->what == "threads") {
+              bench::threads(options, std::cout);
+            } else if (f->what == "prior") {
+              bench::prior(options, std::cout);
+            } else {
+              bench::sample(options, f->batches, std::cout);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace vqvae2::cli

@@ -1,0 +1,53 @@
+// What every vqvae2 subcommand shares: the flags of one process (device, threads, quiet), the
+// shape of a subcommand, and the exit status of a run stopped by a signal. Each subcommand lives in
+// the file of its stage: its flags fill one library configuration, and `run` makes the one library
+// call and prints what came out. No model math and no file formats in app/.
+#pragma once
+
+#include "vqvae2/core/device.h"
+#include "vqvae2/training/trainer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace vqvae2::cli {
+
+// Exit status of a run stopped by SIGINT/SIGTERM after writing its checkpoint (128 + SIGINT, as shells do).
+constexpr int kInterruptedExit = 130;
+
+// Flags every command takes.
+struct Common {
+  std::string device = "cpu";
+  ThreadOptions threads;
+  bool quiet = false;
+  RunSettings settings() const;  // progress and warnings to stderr
+};
+void add_common(CLI::App* app, Common& common);
+
+// A subcommand of the top-level app; `run` is called when it was the one given, after parsing.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// stage1_commands.cpp
+Command add_train_vqvae(CLI::App& top, Common& common);
+Command add_reconstruct(CLI::App& top, Common& common);
+Command add_encode(CLI::App& top, Common& common);
+Command add_decode(CLI::App& top, Common& common);
+Command add_extract_codes(CLI::App& top, Common& common);
+// stage2_commands.cpp
+Command add_train_prior(CLI::App& top, Common& common);
+Command add_sample(CLI::App& top, Common& common);
+// pipeline_command.cpp
+Command add_pipeline(CLI::App& top, Common& common);
+// inspect_commands.cpp
+Command add_evaluate(CLI::App& top, Common& common);
+Command add_report(CLI::App& top, Common& common);
+Command add_plot(CLI::App& top, Common& common);
+// bench_command.cpp
+Command add_bench(CLI::App& top, Common& common);
+
+}  // namespace vqvae2::cli

@@ -1,0 +1,59 @@
+// Between the stages: a trained VQ-VAE turns images into code stores (extract-codes for the priors'
+// training, encode for any folder) and code stores back into images (decode).
+#pragma once
+
+#include "vqvae2/data/code_store.h"
+#include "vqvae2/data/data.h"
+#include "vqvae2/stages/trained.h"
+#include "vqvae2/training/trainer.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vqvae2 {
+
+// The code levels (map sizes and K) of a VQ-VAE configuration, bottom first.
+std::vector<CodeLevel> code_levels(const VQVAEOptions& options);
+
+// Encodes the images `indices` of `dataset` with `model` into a code store at `path` (header extras
+// in `meta`), with a progress bar labelled `label`. Returns how many images were written.
+int64_t encode_images(HierarchicalVQVAE& model, const std::shared_ptr<ImageDataset>& dataset,
+                      const std::vector<int64_t>& indices, const std::string& path, const nlohmann::json& meta,
+                      int64_t batch_size, const std::string& label, const RunSettings& settings);
+
+struct ExtractConfig {
+  std::string checkpoint;   // VQ-VAE run folder or .ckpt file
+  std::string out;          // default: <the checkpoint's folder>/codes
+  int64_t batch_size = 64;
+};
+struct ExtractResult {
+  std::string train_path, validation_path;
+  int64_t train_count = 0, validation_count = 0;
+};
+// Writes <out>/train.vq2 and <out>/val.vq2: the codes of the VQ-VAE's training and held-out images
+// (the split it was trained with). Their headers record the checkpoint, its step, and the image size
+// and channels (for bits per image dimension).
+ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& settings);
+
+struct EncodeConfig {
+  std::string checkpoint;  // VQ-VAE run folder or .ckpt file
+  std::string data;        // folder of images; empty = the data set the model was trained on
+  std::string out = "codes.vq2";
+  int64_t batch_size = 32;
+};
+// Every image of the folder into one code store; its header lists the images' names in order.
+// Returns how many were written.
+int64_t encode(const EncodeConfig& config, const RunSettings& settings);
+
+struct DecodeConfig {
+  std::string checkpoint;       // VQ-VAE run folder or .ckpt file
+  std::string codes;            // code store to read
+  std::string out = "decoded";  // folder: one PNG per image, named as the store's header names them, plus grid.png
+  int64_t limit = 64;           // decode at most this many images (0 = all)
+  int64_t batch_size = 32;
+};
+// Returns how many images were written.
+int64_t decode(const DecodeConfig& config, const RunSettings& settings);
+
+}  // namespace vqvae2

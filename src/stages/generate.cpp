@@ -1,0 +1,70 @@
+#include "vqvae2/stages/generate.h"
+
+#include "vqvae2/core/device.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/core/progress.h"
+#include "vqvae2/data/code_store.h"
+#include "vqvae2/data/image.h"
+#include "vqvae2/stages/codes.h"
+
+namespace vqvae2 {
+
+void SampleConfig::validate() const {
+  VQVAE2_CHECK(count >= 1, "the number of samples must be positive, got {}", count);
+  VQVAE2_CHECK(batch_size >= 1, "the sampling batch size must be positive, got {}", batch_size);
+  sampling.validate();
+}
+
+std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, const std::vector<std::string>& paths,
+                                   int64_t levels) {
+  std::vector<Prior> by_level(levels, Prior(nullptr));
+  for (size_t i = 0; i < priors.size(); ++i) {
+    const auto level = priors[i].config.model.level;
+    VQVAE2_CHECK(level < levels, "'{}' is a prior for level {}, but the VQ-VAE has {} levels", paths[i], level, levels);
+    VQVAE2_CHECK(!by_level[level], "two priors given for level {}", level);
+    by_level[level] = priors[i].model;
+  }
+  for (int64_t l = 0; l < levels; ++l) {
+    VQVAE2_CHECK(by_level[l], "no prior given for level {} ({}); give one prior run folder per level", l,
+                 l == levels - 1 ? "top" : (l == 0 ? "bottom" : "middle"));
+  }
+  return by_level;
+}
+
+SampleResult sample_images(const SampleConfig& config, const RunSettings& settings) {
+  config.validate();
+  const auto device = parse_device(settings.device);
+  auto vqvae = load<VQVAEKind>(config.vqvae, device);
+  const auto levels = vqvae.config.model.levels();
+  std::vector<TrainedPrior> loaded;
+  for (const auto& path : config.priors) loaded.push_back(load<PriorKind>(path, device));
+  auto priors = priors_by_level(loaded, config.priors, levels);
+
+  std::vector<torch::Tensor> images;
+  std::vector<std::vector<torch::Tensor>> codes(levels);
+  SampleResult result;
+  ProgressBar bar(config.naive ? "sample (naive)" : "sample", config.count, 0, settings.log, !settings.quiet);
+  for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
+    const auto batch = std::min(config.batch_size, config.count - begin);
+    const auto sample = sample_hierarchy(vqvae.model, priors, batch, config.sampling, config.seed + begin, config.naive,
+                                         [&](int64_t level, int64_t done, int64_t rows) {
+                                           bar.update(begin, fmt::format("level {} row {}/{}", level, done, rows));
+                                         });
+    for (const auto s : sample.seconds) result.seconds += s;
+    images.push_back(to_pixels(sample.images).to(torch::kCPU));
+    for (int64_t l = 0; l < levels; ++l) codes[l].push_back(sample.codes[l].to(torch::kCPU));
+    bar.update(begin + batch);
+  }
+  bar.finish();
+  result.images = torch::cat(images);
+  for (auto& c : codes) result.codes.push_back(torch::cat(c));
+  save_png(config.out, make_grid(result.images, std::min<int64_t>(8, config.count)));
+  if (!config.codes_out.empty()) {
+    CodeStoreWriter writer(config.codes_out, code_levels(vqvae.config.model), {{"sampled", true}, {"seed", config.seed}});
+    writer.append(result.codes);
+    writer.close();
+  }
+  return result;
+}
+
+}  // namespace vqvae2

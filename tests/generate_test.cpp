@@ -1,0 +1,62 @@
+#include "vqvae2/stages/generate.h"
+
+#include "test_util.h"
+#include "vqvae2/data/code_store.h"
+#include "vqvae2/data/image.h"
+
+#include <gtest/gtest.h>
+
+namespace vqvae2 {
+namespace {
+
+SampleConfig config_in(const test::TempDir& dir) {
+  test::untrained_vqvae(dir.file("vqvae"));
+  SampleConfig config;
+  config.vqvae = dir.file("vqvae");
+  const auto priors = test::untrained_priors(dir.path());
+  config.priors = {priors[1], priors[0]};  // any order
+  config.count = 5;
+  config.batch_size = 2;
+  config.out = dir.file("samples.png");
+  config.codes_out = dir.file("samples.vq2");
+  return config;
+}
+
+TEST(Generate, SamplesEveryImageWritesTheGridAndTheCodes) {
+  test::TempDir dir;
+  const auto config = config_in(dir);
+  const auto result = sample_images(config, test::quiet());
+  EXPECT_EQ(result.images.sizes(), (std::vector<int64_t>{5, 1, 16, 16}));
+  EXPECT_EQ(result.images.scalar_type(), torch::kUInt8);
+  ASSERT_EQ(result.codes.size(), 2u);
+  EXPECT_EQ(result.codes[0].sizes(), (std::vector<int64_t>{5, 8, 8}));
+  EXPECT_EQ(result.codes[1].sizes(), (std::vector<int64_t>{5, 4, 4}));
+  const auto store = read_code_store(config.codes_out);
+  EXPECT_TRUE(torch::equal(store.codes[0], result.codes[0]));
+  EXPECT_EQ(load_image(config.out, 8, 1).size(0), 1);
+  // The same seed gives the same samples; another gives others.
+  EXPECT_TRUE(torch::equal(sample_images(config, test::quiet()).codes[1], result.codes[1]));
+  auto other = config;
+  other.seed = 9;
+  EXPECT_FALSE(torch::equal(sample_images(other, test::quiet()).codes[1], result.codes[1]));
+}
+
+TEST(Generate, PriorsMustBeOnePerLevel) {
+  test::TempDir dir;
+  auto config = config_in(dir);
+  auto only_top = config;
+  only_top.priors = {config.priors[0]};
+  test::expect_error([&] { sample_images(only_top, test::quiet()); }, "no prior given for level 0 (bottom)");
+  auto twice = config;
+  twice.priors = {config.priors[0], config.priors[0]};
+  test::expect_error([&] { sample_images(twice, test::quiet()); }, "two priors given for level 1");
+  auto bad = config;
+  bad.count = 0;
+  test::expect_error([&] { sample_images(bad, test::quiet()); }, "the number of samples must be positive");
+  bad = config;
+  bad.sampling.top_p = 0;
+  test::expect_error([&] { sample_images(bad, test::quiet()); }, "top-p must be in (0, 1]");
+}
+
+}  // namespace
+}  // namespace vqvae2
