@@ -36,8 +36,10 @@ using StepObserver = std::function<void(int64_t i, int64_t j, const torch::Tenso
 // Called after each finished row.
 using RowProgress = std::function<void(int64_t rows_done)>;
 
-// Codes [batch, H, W] of one level. `condition_codes` are the level above's codes (conditional
-// priors only). The result depends only on the weights, the condition, the options and `seed`.
+// Codes [batch, H, W] of one level. `condition_codes` are the level above's codes [batch, H/s, W/s]
+// (conditional priors only; anything else is a vqvae2::Error). The result depends only on the
+// weights, the condition, the options and `seed`. The prior runs in eval mode and is left in the
+// mode it was in.
 torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {});
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
