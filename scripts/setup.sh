@@ -15,6 +15,8 @@ packages=(
   libstb-dev            # BMP/GIF/TGA decoding, resizing, PNG encoding
   libfmt-dev            # formatting
   zlib1g-dev            # CRC-32 for checkpoint and code-store integrity
+  libsndfile1-dev       # audio files: WAV, FLAC, OGG/Vorbis/Opus, MP3 in and WAV out
+  espeak-ng             # speech synthesis: the audio tests' data and scripts/make-speech-corpus.sh
 )
 
 missing=()
