@@ -449,9 +449,10 @@ double AudioDataset::seconds() const {
 }
 
 std::string AudioDataset::describe() const {
-  auto text = fmt::format("{} clips of {:.3f} s from {} audio files in '{}' ({:.1f} min at {} Hz)", size(),
+  const auto total = seconds() < 60 ? fmt::format("{:.1f} s", seconds()) : fmt::format("{:.1f} min", seconds() / 60);
+  auto text = fmt::format("{} clips of {:.3f} s from {} audio files in '{}' ({} at {} Hz)", size(),
                           static_cast<double>(options_.clip_length) / options_.sample_rate, files(), options_.folder,
-                          seconds() / 60, options_.sample_rate);
+                          total, options_.sample_rate);
   if (!skipped_.empty()) text += fmt::format(", {} unreadable files skipped", skipped_.size());
   if (ignored_ > 0) text += fmt::format(", {} non-audio files ignored", ignored_);
   return text;

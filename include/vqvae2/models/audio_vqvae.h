@@ -36,7 +36,14 @@ struct AudioVQVAEOptions {
   std::vector<int64_t> strides = {16, 4};    // downsampling per level, bottom first; L = strides.size()
   std::vector<int64_t> codes = {512, 512};   // K_l per level (one value = the same for every level)
   std::vector<int64_t> code_dims = {64, 64}; // D_l per level (one value = the same for every level)
-  QuantizerOptions quantizer;                // β, γ, ε, EMA or codebook loss, dead codes (K, D set per level)
+  // β, γ, ε, EMA or codebook loss, dead codes (K, D set per level). Dead-code restarts are on by
+  // default (threshold 1, as in the image presets): without them a short run on speech collapsed to
+  // one code per level (perplexity 1/1 after 50 steps).
+  QuantizerOptions quantizer = [] {
+    QuantizerOptions q;
+    q.dead_code_threshold = 1.0;
+    return q;
+  }();
   std::string waveform_loss = "l1";          // "l1": mean |x̂ − x|, or "mse": mean (x̂ − x)²
   double stft_weight = 1.0;                  // weight of the multi-resolution STFT loss
   std::vector<int64_t> stft_ffts = {512, 1024, 2048};  // its resolutions: FFT = window size, hop FFT/4
