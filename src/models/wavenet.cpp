@@ -13,6 +13,12 @@ nn::Conv1d conv(int64_t in, int64_t out, int64_t kernel, int64_t dilation = 1, i
   return nn::Conv1d(nn::Conv1dOptions(in, out, kernel).dilation(dilation).padding(padding));
 }
 
+// A 1×1 convolution applied to one position x [B, in] -> [B, out], as a matrix product (a Conv1d
+// call on a length-1 sequence costs several times more).
+torch::Tensor pointwise(const nn::Conv1d& conv, const torch::Tensor& x) {
+  return torch::addmm(conv->bias, x, conv->weight.squeeze(2).t());
+}
+
 // [B, C, T] -> the same moved one step later in time (position 0 zero).
 torch::Tensor shift_right(const torch::Tensor& x) {
   return torch::constant_pad_nd(x, {1, 0}, 0).slice(2, 0, x.size(2));
@@ -193,11 +199,10 @@ torch::Tensor WaveNetImpl::logits_step(State& state) {
     auto a = torch::addmm(conv->bias, window.reshape({state.batch, -1}), conv->weight.reshape({conv->weight.size(0), -1}).t());
     if (options_.conditional) a = a + state.condition[i].select(2, t);
     const auto z = gate(a, /*dim=*/1);  // [B, G]
-    const auto s = skip_[i](z.unsqueeze(2));
-    skip = skip.defined() ? skip + s : s;
-    if (i + 1 < options_.layers()) x = x + residual_[i](z.unsqueeze(2)).squeeze(2);
+    skip = skip.defined() ? skip + pointwise(skip_[i], z) : pointwise(skip_[i], z);
+    if (i + 1 < options_.layers()) x = x + pointwise(residual_[i], z);
   }
-  return head(skip).squeeze(2);  // [B, K]
+  return pointwise(out2_, torch::relu(pointwise(out1_, torch::relu(skip))));  // [B, K]
 }
 
 void WaveNetImpl::commit(State& state, const torch::Tensor& codes) {
