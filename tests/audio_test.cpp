@@ -123,8 +123,8 @@ TEST(Audio, ResamplingKeepsChannelsAndTheLengthFormula) {
   const auto y = resample(stereo, 22050, 16000);
   EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 727}));  // ceil(1001 · 16000 / 22050)
   EXPECT_TRUE(torch::equal(resample(stereo, 16000, 16000), stereo));
-  EXPECT_THROW(resample(stereo, 0, 16000), Error);
-  EXPECT_THROW(resample(torch::zeros({1, 2, 3}), 16000, 8000), Error);
+  test::expect_error([&] { resample(stereo, 0, 16000); }, "sample rates");
+  test::expect_error([] { resample(torch::zeros({1, 2, 3}), 16000, 8000); }, "resample expects samples [T] or [C, T]");
 }
 
 // ---- clips and spectrograms -------------------------------------------------------------------------
@@ -160,6 +160,14 @@ TEST(Audio, SpectrogramSheetStacksOriginalsOverReconstructions) {
   test::TempDir dir;
   save_spectrograms(dir.file("s.png"), originals, reconstructions, 256, 64);
   EXPECT_EQ(probe_image(dir.file("s.png")).width, sheet.size(2));
+}
+
+TEST(Audio, SpectrogramRowsTakeAnyNumberOfRowsOfOneShape) {
+  const auto tones = torch::stack({sine(500, 16000, 2048), sine(3000, 16000, 2048), sine(900, 16000, 2048)});
+  EXPECT_EQ(spectrogram_rows({tones}, 256, 64).sizes(), (std::vector<int64_t>{3, 2 + (129 + 2), 2 + 3 * (33 + 2)}));
+  EXPECT_EQ(spectrogram_rows({tones, tones, tones}, 256, 64).size(1), 2 + 3 * (129 + 2));
+  test::expect_error([&] { spectrogram_rows({tones, tones.slice(0, 0, 2)}); }, "spectrogram rows must have one shape");
+  test::expect_error([] { spectrogram_rows({}); }, "spectrograms need rows of clips [N, T], got none");
 }
 
 // ---- bad files ------------------------------------------------------------------------------------
@@ -271,7 +279,7 @@ TEST(AudioData, FailModeStopsAtTheFirstBadFile) {
   } catch (const Error& e) {
     const std::string message = e.what();
     EXPECT_NE(message.find("b.wav"), std::string::npos) << message;
-    EXPECT_NE(message.find("--skip-bad-files"), std::string::npos) << message;
+    EXPECT_NE(message.find("--on-bad-file skip"), std::string::npos) << message;
   }
 }
 
@@ -306,8 +314,8 @@ TEST(AudioData, BatchLoaderStacksClips) {
 TEST(AudioData, ReportsAnEmptyOrMissingFolder) {
   test::TempDir dir;
   test::write_bytes(dir.file("notes.txt"), "no audio here");
-  EXPECT_THROW(AudioDataset::open(folder_options(dir.path())), Error);
-  EXPECT_THROW(AudioDataset::open(folder_options(dir.file("missing"))), Error);
+  test::expect_error([&] { AudioDataset::open(folder_options(dir.path())); }, "no readable audio in");
+  test::expect_error([&] { AudioDataset::open(folder_options(dir.file("missing"))); }, "does not exist");
 }
 
 }  // namespace

@@ -140,23 +140,28 @@ TEST(AudioVQVAE, BottomCodesAreConditionedOnTheTop) {
 
 TEST(AudioVQVAE, RejectsBadInputsAndOptions) {
   AudioVQVAE model(tiny());
-  EXPECT_THROW(model->forward(torch::zeros({1, 1, 100})), Error);  // not a multiple of 8
-  EXPECT_THROW(model->forward(torch::zeros({1, 2, 256})), Error);  // stereo
-  EXPECT_THROW(model->decode_codes({torch::zeros({1, 64}, torch::kLong)}), Error);  // one level missing
-  EXPECT_THROW(model->decode_codes({torch::zeros({1, 64}, torch::kLong), torch::zeros({1, 31}, torch::kLong)}), Error);
-  EXPECT_THROW(model->decode_codes({torch::zeros({1, 64}, torch::kLong), torch::full({1, 32}, 24, torch::kLong)}), Error);
+  const std::string mono = "expects mono clips [B, 1, T] with T a positive multiple of 8";
+  test::expect_error([&] { model->forward(torch::zeros({1, 1, 100})); }, mono);
+  test::expect_error([&] { model->forward(torch::zeros({1, 2, 256})); }, mono);
+  test::expect_error([&] { model->decode_codes({torch::zeros({1, 64}, torch::kLong)}); }, "expected 2 code sequences");
+  test::expect_error(
+      [&] { model->decode_codes({torch::zeros({1, 64}, torch::kLong), torch::zeros({1, 31}, torch::kLong)}); },
+      "level 1 codes must have shape [1, 32]");
+  test::expect_error(
+      [&] { model->decode_codes({torch::zeros({1, 64}, torch::kLong), torch::full({1, 32}, 24, torch::kLong)}); },
+      "level 1 codes must lie in [0, ");
   auto bad = tiny();
   bad.strides = {3, 2};
-  EXPECT_THROW(AudioVQVAE{bad}, Error);
+  test::expect_error([&] { AudioVQVAE{bad}; }, "every stride must be a power of two");
   bad = tiny();
   bad.clip_length = 100;
-  EXPECT_THROW(AudioVQVAE{bad}, Error);
+  test::expect_error([&] { AudioVQVAE{bad}; }, "must be a multiple of the total downsampling");
   bad = tiny();
   bad.waveform_loss = "l3";
-  EXPECT_THROW(AudioVQVAE{bad}, Error);
+  test::expect_error([&] { AudioVQVAE{bad}; }, "waveform loss must be 'l1' or 'mse'");
   bad = tiny();
   bad.stft_ffts = {30};
-  EXPECT_THROW(AudioVQVAE{bad}, Error);
+  test::expect_error([&] { AudioVQVAE{bad}; }, "STFT FFT sizes must be multiples of 4");
 }
 
 TEST(AudioVQVAE, OptionsRoundTripThroughJson) {

@@ -117,18 +117,21 @@ TEST(WaveNet, LossIsTheCrossEntropyOfTheCodes) {
 
 TEST(WaveNet, RejectsMismatchedInputs) {
   WaveNet plain(tiny());
-  EXPECT_THROW(plain->forward(torch::zeros({1, 5, 5}, torch::kLong)), Error);
-  EXPECT_THROW(plain->forward(torch::zeros({1, 8}, torch::kLong), torch::zeros({1, 2}, torch::kLong)), Error);
+  test::expect_error([&] { plain->forward(torch::zeros({1, 5, 5}, torch::kLong)); }, "expects codes [B, T]");
+  test::expect_error([&] { plain->forward(torch::zeros({1, 8}, torch::kLong), torch::zeros({1, 2}, torch::kLong)); },
+                     "is not conditional but was given condition codes");
   WaveNet conditional(tiny_conditional());
-  EXPECT_THROW(conditional->forward(torch::zeros({1, 24}, torch::kLong)), Error);
-  EXPECT_THROW(conditional->forward(torch::zeros({1, 24}, torch::kLong), torch::zeros({1, 5}, torch::kLong)), Error);
-  EXPECT_THROW(conditional->forward(torch::zeros({1, 24}, torch::kLong), torch::full({1, 6}, 7, torch::kLong)), Error);
+  const auto codes = torch::zeros({1, 24}, torch::kLong);
+  test::expect_error([&] { conditional->forward(codes); }, "is conditional: give the level-1 codes too");
+  test::expect_error([&] { conditional->forward(codes, torch::zeros({1, 5}, torch::kLong)); }, "expects condition codes [1, 6]");
+  test::expect_error([&] { conditional->forward(codes, torch::full({1, 6}, 7, torch::kLong)); },
+                     "condition codes must lie in [0, ");
   auto bad = tiny();
   bad.kernel = 1;
-  EXPECT_THROW(WaveNet{bad}, Error);
+  test::expect_error([&] { WaveNet{bad}; }, "WaveNet kernel must be in [2, 16]");
   bad = tiny_conditional();
   bad.length = 25;  // not a multiple of the scale
-  EXPECT_THROW(WaveNet{bad}, Error);
+  test::expect_error([&] { WaveNet{bad}; }, "divide the length 25");
 }
 
 // ---- sampling ---------------------------------------------------------------------------------------
@@ -207,7 +210,7 @@ TEST(WaveNetSampler, SamplesTheHierarchyAndDecodesAudio) {
   EXPECT_EQ(sample_audio_hierarchy(vqvae, priors, 1, 128, {}, 9).waveforms.size(2), 128);
   // Priors that do not fit the VQ-VAE are refused.
   std::vector<WaveNet> swapped{priors[1], priors[0]};
-  EXPECT_THROW(sample_audio_hierarchy(vqvae, swapped, 1, 0, {}, 9), Error);
+  test::expect_error([&] { sample_audio_hierarchy(vqvae, swapped, 1, 0, {}, 9); }, "the WaveNet given for level 0 models level 1");
 }
 
 // ---- a short run on speech ------------------------------------------------------------------------

@@ -305,14 +305,24 @@ torch::Tensor spectrogram_sheet(const torch::Tensor& originals, const torch::Ten
   VQVAE2_CHECK(originals.dim() == 2 && originals.sizes() == reconstructions.sizes() && originals.size(0) >= 1,
                "spectrograms need originals and reconstructions of one shape [N, T], got {} and {}",
                shape_of(originals.sizes()), shape_of(reconstructions.sizes()));
+  return spectrogram_rows({originals, reconstructions}, fft, hop);
+}
+
+torch::Tensor spectrogram_rows(const std::vector<torch::Tensor>& rows, int64_t fft, int64_t hop) {
+  VQVAE2_CHECK(!rows.empty() && rows[0].dim() == 2 && rows[0].size(0) >= 1,
+               "spectrograms need rows of clips [N, T], got {}", rows.empty() ? "none" : shape_of(rows[0].sizes()));
+  for (const auto& row : rows) {
+    VQVAE2_CHECK(row.sizes() == rows[0].sizes(), "spectrogram rows must have one shape [N, T], got {} and {}",
+                 shape_of(rows[0].sizes()), shape_of(row.sizes()));
+  }
   torch::NoGradGuard no_grad;
-  const auto both = torch::cat({originals, reconstructions}).detach().to(torch::kCPU, torch::kFloat);
-  const auto decibels = 20 * torch::log10(stft_magnitude(both, fft, hop, /*floor=*/1e-7));  // [2N, F, frames]
+  const auto all = torch::cat(rows).detach().to(torch::kCPU, torch::kFloat);
+  const auto decibels = 20 * torch::log10(stft_magnitude(all, fft, hop, /*floor=*/1e-7));  // [R·N, F, frames]
   const auto top = decibels.max().item<float>();
   constexpr float kRange = 80;  // dB shown, below the loudest bin
   const auto level = ((decibels - (top - kRange)) / kRange).flip({1});  // low frequencies at the bottom
-  const auto images = inferno(level).permute({1, 0, 2, 3});  // [2N, 3, F, frames]
-  return make_grid(images, /*columns=*/originals.size(0));
+  const auto images = inferno(level).permute({1, 0, 2, 3});  // [R·N, 3, F, frames]
+  return make_grid(images, /*columns=*/rows[0].size(0));
 }
 
 void save_spectrograms(const std::string& path, const torch::Tensor& originals, const torch::Tensor& reconstructions,
@@ -374,7 +384,7 @@ std::shared_ptr<AudioDataset> AudioDataset::open(const AudioDataOptions& options
       dataset->broken_.push_back(false);
       dataset->cache(file, waveform);
     } catch (const Error& e) {
-      VQVAE2_CHECK(options.skip_bad_files, "{} (pass --skip-bad-files to leave such files out)", e.what());
+      VQVAE2_CHECK(options.skip_bad_files, "{} (pass --on-bad-file skip to leave such files out)", e.what());
       dataset->skipped_.push_back(name);
       if (warnings) *warnings << "warning: skipping " << e.what() << "\n";
     }

@@ -18,10 +18,15 @@ void DataOptions::validate() const {
   VQVAE2_CHECK(cache_mb >= 0, "cache size must be >= 0 MiB, got {}", cache_mb);
 }
 
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"};
+  return extensions;
+}
+
 namespace {
 
 bool has_image_extension(const fs::path& path) {
-  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"};
+  const auto& extensions = image_extensions();
   auto extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
   return std::find(extensions.begin(), extensions.end(), extension) != extensions.end();

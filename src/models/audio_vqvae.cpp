@@ -23,9 +23,20 @@ nn::Conv1d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int
   return nn::Conv1d(nn::Conv1dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation));
 }
 
-// 4 taps, stride 2, padding 1: exactly doubles T.
-nn::ConvTranspose1d up2(int64_t in, int64_t out) {
-  return nn::ConvTranspose1d(nn::ConvTranspose1dOptions(in, out, /*kernel_size=*/4).stride(2).padding(1));
+// Doubles T, appending to `body`:
+//   "transposed"  a 4-tap transposed convolution, stride 2, padding 1: each output sample sees two
+//                 input samples through one of two 2-tap kernels (odd and even outputs differ), so
+//                 after n doublings any mismatch between those kernels repeats every 2^n samples: a
+//                 comb of tones at multiples of fs / 2^n (1 kHz at 16 kHz after 4 doublings);
+//   "nearest"     each sample repeated twice, then a 3-tap convolution: one kernel for every output
+//                 ("resize-convolution", Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
+void add_up2(nn::Sequential& body, int64_t in, int64_t out, const std::string& upsampling) {
+  if (upsampling == "nearest") {
+    body->push_back(nn::Upsample(nn::UpsampleOptions().scale_factor(std::vector<double>{2}).mode(torch::kNearest)));
+    body->push_back(conv(in, out, /*kernel=*/3, /*stride=*/1, /*padding=*/1));
+  } else {
+    body->push_back(nn::ConvTranspose1d(nn::ConvTranspose1dOptions(in, out, /*kernel_size=*/4).stride(2).padding(1)));
+  }
 }
 
 void add_residual_blocks(nn::Sequential& body, int64_t channels, int64_t res_channels, int64_t blocks, int64_t growth) {
@@ -91,6 +102,8 @@ void AudioVQVAEOptions::validate() const {
                "give one codebook size or one per level ({} levels), got {}", levels(), fmt::join(codes, ","));
   VQVAE2_CHECK(code_dims.size() == 1 || static_cast<int64_t>(code_dims.size()) == levels(),
                "give one code width or one per level ({} levels), got {}", levels(), fmt::join(code_dims, ","));
+  VQVAE2_CHECK(upsampling == "transposed" || upsampling == "nearest",
+               "upsampling must be 'transposed' or 'nearest', got '{}'", upsampling);
   VQVAE2_CHECK(waveform_loss == "l1" || waveform_loss == "mse", "waveform loss must be 'l1' or 'mse', got '{}'",
                waveform_loss);
   VQVAE2_CHECK(stft_weight >= 0 && std::isfinite(stft_weight), "STFT loss weight must be >= 0, got {}", stft_weight);
@@ -156,7 +169,8 @@ Encoder1dImpl::Encoder1dImpl(int64_t in_channels, int64_t hidden, int64_t res_bl
 torch::Tensor Encoder1dImpl::forward(const torch::Tensor& x) { return body_->forward(x); }
 
 Decoder1dImpl::Decoder1dImpl(int64_t in_channels, int64_t out_channels, int64_t hidden, int64_t res_blocks,
-                             int64_t res_channels, int64_t dilation_growth, int64_t stride) {
+                             int64_t res_channels, int64_t dilation_growth, int64_t stride,
+                             const std::string& upsampling) {
   VQVAE2_CHECK(is_power_of_two(stride), "decoder stride must be a power of two >= 2, got {}", stride);
   body_->push_back(conv(in_channels, hidden, /*kernel=*/3, /*stride=*/1, /*padding=*/1));
   add_residual_blocks(body_, hidden, res_channels, res_blocks, dilation_growth);
@@ -166,7 +180,7 @@ Decoder1dImpl::Decoder1dImpl(int64_t in_channels, int64_t out_channels, int64_t 
   for (int64_t i = 0; i < doublings; ++i) {
     const bool last = i == doublings - 1;
     const int64_t out = last ? out_channels : (i == doublings - 2 ? hidden / 2 : hidden);
-    body_->push_back(up2(channels, out));
+    add_up2(body_, channels, out, upsampling);
     if (!last) body_->push_back(nn::ReLU());
     channels = out;
   }
@@ -195,7 +209,8 @@ AudioVQVAEImpl::AudioVQVAEImpl(const AudioVQVAEOptions& options) : options_(opti
       const auto d_above = options_.code_dim_at(l + 1);
       condition_decoders_.push_back(register_module(
           "condition_decoder" + name,
-          Decoder1d(d_above, d_above, h, options_.res_blocks, options_.res_channels, g, options_.strides[l + 1])));
+          Decoder1d(d_above, d_above, h, options_.res_blocks, options_.res_channels, g, options_.strides[l + 1],
+                    options_.upsampling)));
     }
     if (l >= 1) {
       // Level l is s_1·…·s_l times coarser than level 0: that many doublings, ReLU between.
@@ -205,7 +220,7 @@ AudioVQVAEImpl::AudioVQVAEImpl(const AudioVQVAEOptions& options) : options_(opti
       const auto d = options_.code_dim_at(l);
       for (int64_t i = 0, n = log2_exact(factor); i < n; ++i) {
         if (i > 0) up->push_back(nn::ReLU());
-        up->push_back(up2(d, d));
+        add_up2(up, d, d, options_.upsampling);
       }
       upsamplers_.push_back(register_module("upsample" + name, up));
     }
@@ -213,7 +228,7 @@ AudioVQVAEImpl::AudioVQVAEImpl(const AudioVQVAEOptions& options) : options_(opti
   int64_t all_dims = 0;
   for (int64_t l = 0; l < L; ++l) all_dims += options_.code_dim_at(l);
   decoder_ = register_module("decoder", Decoder1d(all_dims, 1, h, options_.res_blocks, options_.res_channels, g,
-                                                  options_.strides[0]));
+                                                  options_.strides[0], options_.upsampling));
 }
 
 void AudioVQVAEImpl::check_input(const torch::Tensor& x) const {

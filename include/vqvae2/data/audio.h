@@ -87,6 +87,8 @@ torch::Tensor stft_magnitude(const torch::Tensor& x, int64_t fft, int64_t hop, d
 // rows white-yellow and 80 dB below it black (inferno colour map). uint8 [3, H, W] for save_png.
 torch::Tensor spectrogram_sheet(const torch::Tensor& originals, const torch::Tensor& reconstructions,
                                 int64_t fft = 512, int64_t hop = 128);
+// The same for any number of rows, each [N, T] (one clip per column), shaded on the loudest bin of all.
+torch::Tensor spectrogram_rows(const std::vector<torch::Tensor>& rows, int64_t fft = 512, int64_t hop = 128);
 // Writes spectrogram_sheet as a PNG.
 void save_spectrograms(const std::string& path, const torch::Tensor& originals, const torch::Tensor& reconstructions,
                        int64_t fft = 512, int64_t hop = 128);

@@ -47,6 +47,9 @@ class Dataset {
   virtual torch::Tensor get(int64_t index) const = 0;
 };
 
+// File extensions ImageDataset reads (lower case, with the dot).
+const std::vector<std::string>& image_extensions();
+
 // FNV-1a, 64 bit: a hash of a name that is the same with every compiler and library (std::hash is not).
 uint64_t stable_hash(const std::string& text, uint64_t seed);
 

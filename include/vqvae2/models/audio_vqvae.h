@@ -44,6 +44,7 @@ struct AudioVQVAEOptions {
     q.dead_code_threshold = 1.0;
     return q;
   }();
+  std::string upsampling = "transposed";     // decoders double T by "transposed" convolutions or "nearest" + conv
   std::string waveform_loss = "l1";          // "l1": mean |x̂ − x|, or "mse": mean (x̂ − x)²
   double stft_weight = 1.0;                  // weight of the multi-resolution STFT loss
   std::vector<int64_t> stft_ffts = {512, 1024, 2048};  // its resolutions: FFT = window size, hop FFT/4
@@ -59,7 +60,7 @@ struct AudioVQVAEOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AudioVQVAEOptions, clip_length, sample_rate, hidden, res_blocks,
                                                 res_channels, dilation_growth, strides, codes, code_dims, quantizer,
-                                                waveform_loss, stft_weight, stft_ffts)
+                                                upsampling, waveform_loss, stft_weight, stft_ffts)
 
 namespace functional {
 
@@ -100,11 +101,12 @@ class Encoder1dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Encoder1d);
 
-// A 3-tap conv, residual blocks, ReLU, then log2(stride) transposed 4-tap convolutions (each doubles T).
+// A 3-tap conv, residual blocks, ReLU, then log2(stride) doublings of T: transposed 4-tap
+// convolutions, or (upsampling "nearest") sample repetition followed by a 3-tap convolution.
 class Decoder1dImpl : public torch::nn::Module {
  public:
   Decoder1dImpl(int64_t in_channels, int64_t out_channels, int64_t hidden, int64_t res_blocks, int64_t res_channels,
-                int64_t dilation_growth, int64_t stride);
+                int64_t dilation_growth, int64_t stride, const std::string& upsampling = "transposed");
   torch::Tensor forward(const torch::Tensor& x);  // [B, in, T] -> [B, out, T·stride]
 
  private:
