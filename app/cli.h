@@ -43,6 +43,10 @@ Command add_train_prior(CLI::App& top, Common& common);
 Command add_sample(CLI::App& top, Common& common);
 // pipeline_command.cpp
 Command add_pipeline(CLI::App& top, Common& common);
+// inspect_commands.cpp
+Command add_evaluate(CLI::App& top, Common& common);
+Command add_report(CLI::App& top, Common& common);
+Command add_plot(CLI::App& top, Common& common);
 // bench_command.cpp
 Command add_bench(CLI::App& top, Common& common);
 

@@ -45,7 +45,8 @@ int run(int argc, char** argv) {
   const std::vector<Command> commands = {
       add_pipeline(app, common),    add_train_vqvae(app, common), add_extract_codes(app, common),
       add_train_prior(app, common), add_sample(app, common),      add_reconstruct(app, common),
-      add_encode(app, common),      add_decode(app, common),      add_bench(app, common)};
+      add_encode(app, common),      add_decode(app, common),      add_evaluate(app, common),
+      add_report(app, common),      add_plot(app, common),        add_bench(app, common)};
 
   if (argc > 1 && argv[1][0] != '-') {
     std::vector<std::string> names;

@@ -8,7 +8,7 @@
 #                                               default DIR data/openmoji-SIZE)
 #   scripts/get-data.sh mnist                  says where the embedded MNIST digits come from
 #
-# Then: vqvae2 train --data data/emoji ... (transparent pixels are composited onto white on load).
+# Then: vqvae2 train-vqvae --data data/emoji --preset small ... (transparent pixels are composited onto white on load).
 #
 # How: `npm pack NAME@VERSION` into a cache folder ($VQVAE2_CACHE, default ~/.cache/vqvae2), the
 # tarball's SHA-256 checked against the value pinned below (a mismatch is refused and nothing is

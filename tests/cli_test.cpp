@@ -31,6 +31,7 @@ TEST(Cli, HelpExplainsEveryCommandAndFlag) {
   const auto top = run_vqvae2("--help");
   EXPECT_EQ(top.exit_code, 0);
   for (const char* command : {"pipeline", "train-vqvae", "extract-codes", "train-prior", "sample", "reconstruct", "encode",
+                              "evaluate", "report", "plot",
                               "decode", "bench"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
   }
@@ -96,6 +97,20 @@ TEST(Cli, TrainReconstructEncodeDecodeEndToEnd) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("decoded/mnist/00004.png")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("decoded/mnist/00005.png")));
   EXPECT_TRUE(std::filesystem::exists(dir.file("decoded/grid.png")));
+
+  // Looking at the run: scores on its held-out images, its report page, its curves.
+  result = run_vqvae2("evaluate --checkpoint " + run + " --json " + dir.file("e.json") + " --out-dir " + dir.file("e"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("PSNR"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("e.json")));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.file("e/mnist")));
+  result = run_vqvae2("report " + run);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/report.html"));
+  result = run_vqvae2("plot " + run + " --keys val_mse,loss --out " + dir.file("c.svg"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("c.svg")));
+  expect_failure("plot " + run + " --keys nothing_like_it --out " + dir.file("d.svg"), "nothing_like_it");
 
   // Continuing with --resume and more steps; a model flag that contradicts the checkpoint is refused.
   result = run_vqvae2("train-vqvae --out " + run + " --resume --steps 8 --quiet");
@@ -253,7 +268,7 @@ TEST(Cli, AFolderOfBrokenFilesIsSkippedWithACount) {
   const char crc_bytes[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16), static_cast<char>(crc >> 8),
                              static_cast<char>(crc)};
   test::write_bytes(dir.file("data/huge.png"), good.substr(0, 12) + ihdr + std::string(crc_bytes, 4) + good.substr(33));
-  test::write_bytes(dir.file("data/readme.txt"), "notes");
+  test::write_bytes(dir.file("data/notes.txt"), "notes");
   const auto result = run_vqvae2("train-vqvae --data " + dir.file("data") + " --out " + dir.file("run") +
                                  " --steps 2 --val-fraction 0.2" + kTiny);
   ASSERT_EQ(result.exit_code, 0) << result.output;

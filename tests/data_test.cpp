@@ -59,6 +59,10 @@ TEST(Data, ReadsAFolderOfMixedImagesAndSkipsBrokenOnes) {
   test::write_bytes(dir.file("broken.png"), "not an image at all");
   test::write_bytes(dir.file("empty.jpg"), "");
   test::write_bytes(dir.file("notes.txt"), "ignored");
+  test::write_bytes(dir.file("LICENSES"), "the set's licences: not an image, and no reason for a warning");
+  test::write_bytes(dir.file(".vqvae2-data"), "a marker");
+  std::filesystem::create_directories(dir.file(".git"));
+  save_png(dir.file(".git/hidden.png"), torch::zeros({3, 4, 4}, torch::kUInt8));
   std::ostringstream warnings;
   const auto dataset = ImageDataset::open(folder_options(dir.path()), kRGB8, &warnings);
   EXPECT_EQ(dataset->size(), 4);

@@ -3,10 +3,14 @@
 #include "test_util.h"
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/data/image.h"
+#include "vqvae2/stages/codes.h"
+#include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/train_vqvae.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 namespace vqvae2 {
@@ -66,6 +70,94 @@ TEST(Evaluate, PriorNLLIsTheMeanCrossEntropyOfItsCodes) {
   torch::NoGradGuard no_grad;
   EXPECT_NEAR(nats, bottom.model->loss(data.codes, data.condition).item<double>(), 1e-5);
   EXPECT_GT(nats, 0.5 * std::log(32.0));  // untrained: near uniform
+}
+
+TEST(Evaluate, ATrainedRunScoresItsOwnHeldOutImagesAsTrainingDid) {
+  test::TempDir dir;
+  auto config = test::tiny_config();
+  config.train.steps = 4;
+  const auto trained = train_vqvae(config, dir.file("vqvae"), false, test::quiet());
+  EvaluateConfig evaluation;
+  evaluation.checkpoint = dir.file("vqvae");
+  evaluation.json = dir.file("figures.json");
+  const auto result = evaluate(evaluation, test::quiet());
+  EXPECT_EQ(result.kind, "vqvae");
+  EXPECT_EQ(result.step, 4);
+  EXPECT_NEAR(result.vqvae.mse, trained.final.mse, 1e-6);
+  EXPECT_EQ(result.vqvae.usage, trained.final.usage);
+  ASSERT_EQ(static_cast<int64_t>(result.images.size()), trained.final.images);
+  double mean = 0;
+  for (const auto& image : result.images) mean += image.mse / static_cast<double>(result.images.size());
+  EXPECT_NEAR(mean, result.vqvae.mse, 1e-6) << "the per-image errors average to the figure";
+  const auto json = nlohmann::json::parse(test::read_text(evaluation.json));
+  EXPECT_NEAR(json["figures"]["mse"].get<double>(), result.vqvae.mse, 1e-12);
+  EXPECT_EQ(json["images"].size(), result.images.size());
+  EXPECT_NE(result.summary().find("MSE"), std::string::npos);
+
+  // The prior trained on its codes scores them as its training did.
+  extract_codes({dir.file("vqvae"), dir.file("codes"), 64}, test::quiet());
+  const auto codes = read_prior_codes(dir.file("codes"));
+  auto prior = prior_config_for(codes, 1, PriorSize::kSmall);
+  prior.model.stack.channels = prior.model.stack.res_channels = 16;
+  prior.model.stack.heads = 2;
+  prior.train.steps = 3;
+  prior.train.batch_size = 16;
+  const auto prior_result = train_prior(prior, codes, open_training_run(dir.file("top"), "prior", false), test::quiet());
+  EvaluateConfig prior_evaluation;
+  prior_evaluation.checkpoint = dir.file("top");
+  const auto scored = evaluate(prior_evaluation, test::quiet());
+  EXPECT_EQ(scored.kind, "prior");
+  EXPECT_NEAR(scored.bits_per_code, prior_result.final_bits_per_code, 1e-6);
+  EXPECT_NEAR(scored.bits_per_dim, prior_result.final_bits_per_dim, 1e-7);
+  EXPECT_EQ(scored.maps, codes.validation.size());
+}
+
+TEST(Evaluate, ReconstructionsOfAFolderKeepTheirSourceNames) {
+  test::TempDir dir;
+  test::untrained_vqvae(dir.file("vqvae"));
+  std::filesystem::create_directories(dir.file("images/cats"));
+  for (const auto* name : {"one.png", "cats/two.png", "three.jpg"}) {
+    save_png(dir.file(std::string("images/") + name), torch::randint(0, 255, {1, 16, 16}, torch::kLong).to(torch::kUInt8));
+  }
+  EvaluateConfig config;
+  config.checkpoint = dir.file("vqvae/vqvae.ckpt");
+  config.data = dir.file("images");
+  config.out_dir = dir.file("out");
+  const auto result = evaluate(config, test::quiet());
+  ASSERT_EQ(result.images.size(), 3u);
+  EXPECT_EQ(result.images[0].name, "cats/two.png");
+  for (const auto* name : {"one.png", "cats/two.png", "three.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("out/") + name))) << name;
+  }
+  // Each written reconstruction is the model's output for its source, and its error is the score.
+  auto vqvae = load<VQVAEKind>(config.checkpoint, torch::kCPU);
+  const auto source = load_image(dir.file("images/one.png"), 16, 1);
+  torch::NoGradGuard no_grad;
+  const auto x = to_model_range(source.unsqueeze(0));
+  const auto out = vqvae.model->forward(x);
+  EXPECT_TRUE(torch::equal(load_image(dir.file("out/one.png"), 16, 1), to_pixels(out.reconstruction)[0]));
+  EXPECT_NEAR(result.images[1].mse, out.reconstruction_loss.item<double>(), 1e-6);
+}
+
+TEST(Evaluate, WrongPairingsAreClearErrors) {
+  test::TempDir dir;
+  test::untrained_vqvae(dir.file("vqvae"));
+  const auto priors = test::untrained_priors(dir.path());
+  EvaluateConfig config;
+  config.checkpoint = priors[1];
+  config.data = dir.path();
+  test::expect_error([&] { evaluate(config, test::quiet()); }, "images are evaluated with a VQ-VAE");
+  config = {};
+  config.checkpoint = dir.file("vqvae");
+  config.codes = dir.file("codes.vq2");
+  test::expect_error([&] { evaluate(config, test::quiet()); }, "a code store is evaluated with a prior");
+  std::filesystem::copy(priors[1] + "/prior.ckpt", dir.file("vqvae/prior.ckpt"));
+  config = {};
+  config.checkpoint = dir.file("vqvae");
+  test::expect_error([&] { evaluate(config, test::quiet()); }, "holds 2 checkpoints");
+  config.checkpoint = priors[0];
+  config.codes = dir.file("nowhere.vq2");
+  test::expect_error([&] { evaluate(config, test::quiet()); }, "code store '" + dir.file("nowhere.vq2") + "' does not exist");
 }
 
 }  // namespace

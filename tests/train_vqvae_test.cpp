@@ -133,6 +133,10 @@ TEST(TrainVQVAE, WritesConfigMetricsGridsAndACheckpoint) {
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("grids"))) grids += entry.path().extension() == ".png";
   EXPECT_EQ(grids, 2);
   EXPECT_TRUE(std::filesystem::exists(checkpoint_path(dir.path(), "vqvae")));
+  // The curves and the latest grid, to look at in a browser.
+  const auto report = test::read_text(dir.file("report.html"));
+  EXPECT_NE(report.find("<svg"), std::string::npos);
+  EXPECT_NE(report.find("data:image/png;base64,"), std::string::npos);
 }
 
 TEST(TrainVQVAE, LoadedModelReproducesTheEvaluation) {

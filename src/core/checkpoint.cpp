@@ -322,7 +322,7 @@ ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string
   auto contents = read_checkpoint(path, kind);
   ModelCheckpoint checkpoint;
   checkpoint.path = path;
-  checkpoint.kind = kind;
+  checkpoint.kind = contents.meta.value("kind", kind);
   const auto& meta = contents.meta;
   VQVAE2_CHECK(meta.contains("config") && meta.contains("state") && meta["state"].is_object() &&
                    meta["state"].contains("step") && meta["state"]["step"].is_number_integer(),

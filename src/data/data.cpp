@@ -32,6 +32,17 @@ bool has_image_extension(const fs::path& path) {
   return std::find(extensions.begin(), extensions.end(), extension) != extensions.end();
 }
 
+// A data set's own papers, not its images: hidden files and folders (a marker such as .vqvae2-data,
+// .git/) and licence or read-me notes. Left out without being counted as ignored non-images.
+bool is_housekeeping(const fs::path& relative) {
+  for (const auto& part : relative) {
+    if (!part.empty() && part.string().front() == '.' && part != "." && part != "..") return true;
+  }
+  auto stem = relative.filename().string();
+  std::transform(stem.begin(), stem.end(), stem.begin(), [](unsigned char c) { return std::toupper(c); });
+  return stem.rfind("LICENSE", 0) == 0 || stem.rfind("LICENCE", 0) == 0 || stem.rfind("README", 0) == 0;
+}
+
 }  // namespace
 
 uint64_t stable_hash(const std::string& text, uint64_t seed) {
@@ -78,7 +89,9 @@ std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, con
     VQVAE2_CHECK(!error, "cannot list '{}': {}", options.folder, error.message());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
-      const auto name = fs::relative(file, root, error).string();
+      const auto relative = fs::relative(file, root, error);
+      const auto name = relative.string();
+      if (is_housekeeping(relative)) continue;
       if (!has_image_extension(file)) {
         ++dataset->ignored_;
         continue;

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -160,6 +161,13 @@ torch::Tensor to_model_range(const torch::Tensor& pixels) {
 
 torch::Tensor to_pixels(const torch::Tensor& x) {
   return x.detach().to(torch::kCPU, torch::kFloat).add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+std::string png_name_for(const std::string& source, std::set<std::string>& taken) {
+  auto name = std::filesystem::path(source).lexically_normal();
+  if (name.empty() || name.is_absolute() || *name.begin() == "..") return "";
+  name.replace_extension(".png");
+  return taken.insert(name.string()).second ? name.string() : "";
 }
 
 torch::Tensor make_grid(const torch::Tensor& images, int64_t columns, int64_t padding) {

@@ -136,20 +136,15 @@ int64_t encode(const EncodeConfig& config, const RunSettings& settings) {
 
 namespace {
 
-// Where image `index` of a store goes: under the name its header gives (the source file's relative
-// path, extension replaced by .png), or a number when the header names none, names it unsafely, or
-// gives a name already taken (a.jpg and a.png).
+// Where image `index` of a store goes: under the name its header gives (see png_name_for), else its
+// number.
 fs::path decoded_name(const CodeStore& store, int64_t index, std::set<std::string>& taken) {
-  const auto fallback = fs::path(fmt::format("{:06d}.png", index));
   const auto& names = store.meta.contains("images") ? store.meta["images"] : nlohmann::json();
-  if (!names.is_array() || static_cast<int64_t>(names.size()) != store.size() || !names[index].is_string()) {
-    return fallback;
+  std::string name;
+  if (names.is_array() && static_cast<int64_t>(names.size()) == store.size() && names[index].is_string()) {
+    name = png_name_for(names[index].get<std::string>(), taken);
   }
-  auto name = fs::path(names[index].get<std::string>()).lexically_normal();
-  if (name.empty() || name.is_absolute() || *name.begin() == "..") return fallback;
-  name.replace_extension(".png");
-  if (name == "grid.png" || !taken.insert(name.string()).second) return fallback;
-  return name;
+  return name.empty() || name == "grid.png" ? fs::path(fmt::format("{:06d}.png", index)) : fs::path(name);
 }
 
 }  // namespace

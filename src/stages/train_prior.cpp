@@ -137,15 +137,7 @@ TrainPriorResult train_prior(const TrainPriorConfig& config, const PriorCodes& c
   config.validate();
   const auto device = parse_device(settings.device);
   const auto& o = config.model;
-  for (const auto* store : {&codes.train, &codes.validation}) {
-    const auto levels = static_cast<int64_t>(store->levels.size());
-    VQVAE2_CHECK(o.level < levels && store->levels[o.level].height == o.height && store->levels[o.level].width == o.width &&
-                     store->levels[o.level].codes == o.stack.codes && o.conditional == (o.level + 1 < levels) &&
-                     (!o.conditional || store->levels[o.level + 1].codes == o.condition.codes),
-                 "the codes in '{}' do not match this prior (level {}, {}x{}, K={}); train the prior on the codes it "
-                 "was configured for",
-                 codes.folder, o.level, o.height, o.width, o.stack.codes);
-  }
+  for (const auto* store : {&codes.train, &codes.validation}) check_codes_fit(o, *store, codes.folder);
   auto train = level_codes(codes.train, o.level);
   auto validation = level_codes(codes.validation, o.level);
   if (validation.codes.size(0) == 0) {

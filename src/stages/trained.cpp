@@ -116,4 +116,17 @@ std::string checkpoint_path(const std::string& run_or_file, const std::string& k
   return run_or_file;
 }
 
+std::string any_checkpoint_path(const std::string& run_or_file) {
+  namespace fs = std::filesystem;
+  VQVAE2_CHECK(!run_or_file.empty(), "no checkpoint given: a run folder or a .ckpt file");
+  if (!fs::is_directory(run_or_file)) return checkpoint_path(run_or_file, "model");
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(run_or_file)) {
+    if (entry.path().extension() == ".ckpt") found.push_back(entry.path().string());
+  }
+  VQVAE2_CHECK(found.size() == 1, "run folder '{}' holds {} checkpoints ({}); name the .ckpt file", run_or_file,
+               found.size(), fmt::join(found, ", "));
+  return found.front();
+}
+
 }  // namespace vqvae2

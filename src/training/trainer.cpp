@@ -4,6 +4,7 @@
 #include "vqvae2/core/error.h"
 #include "vqvae2/core/metrics.h"
 #include "vqvae2/core/progress.h"
+#include "vqvae2/core/report.h"
 #include "vqvae2/training/run.h"
 
 #include <torch/torch.h>
@@ -86,7 +87,7 @@ int64_t start_training(ModelTask& task, const TrainingRun& run, const nlohmann::
 }
 
 LoopSettings loop_settings(const TrainingRun& run, const std::string& label, const RunSettings& settings) {
-  return {label, run.checkpoint, run.folder.file("metrics.jsonl"), settings.quiet, settings.log};
+  return {label, run.checkpoint, run.folder.file("metrics.jsonl"), settings.quiet, settings.log, run.folder.root()};
 }
 
 // ---- the loop -----------------------------------------------------------------------------------
@@ -178,6 +179,13 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       log.write(eval_record(result.final, step, (step + per_epoch - 1) / per_epoch));
       bar.message(fmt::format("step {}: {}", step, task.summarize(result.final)));
       task.after_evaluation(step);
+      if (!settings.report.empty()) {
+        try {
+          write_report(settings.report);
+        } catch (const std::exception& e) {  // a page to look at never stops training
+          bar.message(fmt::format("warning: report.html not written: {}", describe(e)));
+        }
+      }
     }
     const bool stopping = stop_requested();
     if (step % schedule.checkpoint_every == 0 || epoch_end || step == total || stopping) {

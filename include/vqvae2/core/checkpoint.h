@@ -96,7 +96,8 @@ struct ModelCheckpoint {
 // not read). Throws vqvae2::Error when the file is not a vqvae2 checkpoint.
 std::string checkpoint_kind(const std::string& path);
 
-// Reads a checkpoint that must hold a model of `kind` ("vqvae", "prior", ...).
+// Reads a checkpoint that must hold a model of `kind` ("vqvae", "prior", ...), or of any kind when
+// `kind` is empty (ModelCheckpoint::kind then says which).
 ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind);
 
 // Writes `module` (under "model/") and, when given, `optimizer` (under "optimizer/") with the kind,

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ torch::Tensor to_pixels(const torch::Tensor& x);
 
 // [N, C, H, W] uint8 -> one [C, rows·(H+pad)+pad, columns·(W+pad)+pad] uint8 tile sheet, white gaps.
 torch::Tensor make_grid(const torch::Tensor& images, int64_t columns, int64_t padding = 2);
+
+// The name under which an image made from `source` (a path relative to a folder) is written: the
+// same path with the extension .png. Empty when that name is unsafe (absolute, or leaving the
+// folder) or already in `taken` (a.jpg and a.png); callers then number the image instead.
+std::string png_name_for(const std::string& source, std::set<std::string>& taken);
 
 // Writes uint8 [C, H, W] (C = 1 or 3) as PNG, atomically (temporary file, then rename).
 void save_png(const std::string& path, const torch::Tensor& image);

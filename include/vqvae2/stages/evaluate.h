@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -30,8 +31,14 @@ struct Evaluation {
   static Evaluation from_json(const nlohmann::json& j);  // null -> all zero
 };
 
+// Called with each evaluated batch: its images, their reconstructions (uint8 [B, C, S, S], on the CPU)
+// and each image's squared error (mean over its pixels, [-1, 1] units) [B].
+using EvaluatedBatch = std::function<void(const Batch& batch, const torch::Tensor& reconstructions,
+                                          const torch::Tensor& squared_errors)>;
+
 // Reconstruction error, PSNR and code usage of `model` over `loader` (one pass, no gradients).
-Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device);
+Evaluation evaluate_vqvae(HierarchicalVQVAE& model, BatchLoader& loader, const torch::Device& device,
+                          const EvaluatedBatch& each_batch = {});
 
 // The images a trained VQ-VAE works on, in its format: the folder given, else the data it was
 // trained on.
@@ -63,7 +70,42 @@ struct LevelCodes {
 };
 LevelCodes level_codes(const CodeStore& store, int64_t level);
 
+// Throws vqvae2::Error unless `store` holds the codes `prior` models (its level's size and K, and the
+// level above for a conditional prior); `name` names the store in the message.
+void check_codes_fit(const PriorOptions& prior, const CodeStore& store, const std::string& name);
+
 // Held-out NLL in nats per code of `prior` on `data` (eval mode, no gradients).
 double evaluate_prior(Prior& prior, const LevelCodes& data, int64_t batch_size, const torch::Device& device);
+
+// ---- `vqvae2 evaluate`: a trained model of any kind on data it may never have seen -------------------
+
+struct EvaluateConfig {
+  std::string checkpoint;  // a VQ-VAE or prior run folder, or a .ckpt file: its kind decides what is evaluated
+  std::string data;        // VQ-VAE: a folder of images (default: its own held-out images)
+  std::string codes;       // prior: a code store, or a folder holding val.vq2 (default: its own held-out codes)
+  std::string out_dir;     // VQ-VAE: write every reconstruction here, under its source's name (default: none)
+  std::string json;        // write the figures here as JSON (default: none)
+  int64_t batch_size = 32;
+};
+
+struct ImageScore {
+  std::string name;  // the source image, relative to the folder
+  double mse = 0, psnr = 0;
+};
+
+struct EvaluateResult {
+  std::string kind;                // "vqvae" or "prior"
+  std::string checkpoint;
+  int64_t step = 0;                // training steps behind the weights
+  Evaluation vqvae;                // a VQ-VAE's figures
+  std::vector<ImageScore> images;  // a VQ-VAE's, per image, in the data set's order
+  double bits_per_code = 0;        // a prior's held-out NLL
+  double bits_per_dim = 0;         // the same per dimension of the images the codes stand for (0: unknown)
+  int64_t maps = 0;                // code maps the prior was evaluated on
+  std::string summary() const;     // one line
+  nlohmann::json to_json() const;
+};
+
+EvaluateResult evaluate(const EvaluateConfig& config, const RunSettings& settings);
 
 }  // namespace vqvae2

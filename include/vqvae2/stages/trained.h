@@ -129,6 +129,9 @@ std::string stored_kind(const std::string& run_or_file, const std::vector<std::s
 // checkpoint, else image (also for a missing or unreadable one: the image loader reports those).
 Modality vqvae_modality(const std::string& run_or_file);
 
+// A run folder holding one checkpoint (of any kind), or a checkpoint file -> the checkpoint file.
+std::string any_checkpoint_path(const std::string& run_or_file);
+
 // Builds the model a checkpoint describes and loads its weights, in eval mode on `device`.
 template <typename Kind>
 Trained<Kind> load(const ModelCheckpoint& checkpoint, const torch::Device& device) {

@@ -3,7 +3,8 @@
 // loop every stage shares.
 //
 // The loop reseeds at every step (so a resumed run computes exactly what an uninterrupted one
-// would), shows a progress bar with ETA, writes JSON-lines metrics, evaluates at every epoch's end,
+// would), shows a progress bar with ETA, writes JSON-lines metrics, evaluates at every epoch's end
+// (and then rewrites the run's report.html: curves and grids to look at, core/report.h),
 // writes atomic checkpoints at intervals, stops cleanly on SIGINT/SIGTERM, and never applies a
 // non-finite loss: it stops (NanPolicy::kStop) or skips the batch (kSkip, at most
 // kMaxSkippedInARow times in a row).
@@ -124,6 +125,7 @@ struct LoopSettings {
   std::string metrics;     // metrics log path
   bool quiet = false;      // no progress bar
   std::ostream* log = nullptr;
+  std::string report;      // run folder whose report.html is rewritten after every evaluation ("" = none)
 };
 
 struct LoopResult {
