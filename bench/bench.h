@@ -29,6 +29,12 @@ void prior(const BenchOptions& options, std::ostream& out);
 // sampling, for each batch size in `batches`; also the naive sampler's cost per code.
 void sample(const BenchOptions& options, const std::vector<int64_t>& batches, std::ostream& out);
 
+// Seconds per second of audio at the speech preset's audio VQ-VAE with WaveNet priors of `prior_size`
+// ("small" or "reference"), untrained: the cached sampler at each batch size in `batches`, then the
+// naive sampler (a full WaveNet pass per code) on one clip, timed once.
+void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batches, const std::string& prior_size,
+                  std::ostream& out);
+
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.
 double measured_peak_gflops(const std::string& device);
