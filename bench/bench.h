@@ -42,6 +42,12 @@ struct DigitScore {
 // there first, a few seconds, when the file is missing).
 DigitScore digit_score(const torch::Tensor& pixels, const std::string& classifier_path);
 
+// Seconds per second of audio at the speech preset's audio VQ-VAE with WaveNet priors of `prior_size`
+// ("small" or "reference"), untrained: the cached sampler at each batch size in `batches`, then the
+// naive sampler (a full WaveNet pass per code) on one clip, timed once.
+void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batches, const std::string& prior_size,
+                  std::ostream& out);
+
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.
 double measured_peak_gflops(const std::string& device);

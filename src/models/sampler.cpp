@@ -37,13 +37,12 @@ torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& unifo
   return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(K - 1);
 }
 
-namespace {
-
-// [H·W, B] uniforms from their own generator: the same numbers for both samplers and any device.
-torch::Tensor draw_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
+torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
   return torch::rand({positions, batch}, generator, torch::TensorOptions().dtype(torch::kFloat));
 }
+
+namespace {
 
 // Puts a module in eval mode for as long as it lives, then back in the mode it found it in.
 class EvalMode {
@@ -73,7 +72,7 @@ Start start(Prior& prior, int64_t batch, const torch::Tensor& condition_codes, c
   prior->check_condition(batch, condition_codes);
   const auto H = prior->options().height, W = prior->options().width;
   const auto device = prior->parameters().front().device();
-  return {H, W, device, draw_uniforms(H * W, batch, seed),
+  return {H, W, device, sampling_uniforms(H * W, batch, seed),
           torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device)),
           condition_codes.defined() ? condition_codes.to(device) : condition_codes};
 }

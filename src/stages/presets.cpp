@@ -94,4 +94,52 @@ PriorSize prior_size_for_preset(const std::string& preset) {
   return preset == "mnist" || preset == "vqvae1" ? PriorSize::kSmall : PriorSize::kReference;
 }
 
+// ---- audio ----------------------------------------------------------------------------------------
+
+std::vector<std::string> audio_preset_names() { return {"speech", "reference"}; }
+
+std::string resolve_audio_preset(const std::string& name) { return name == "auto" ? "speech" : name; }
+
+TrainAudioVQVAEConfig audio_vqvae_preset(const std::string& name) {
+  TrainAudioVQVAEConfig config;  // the struct defaults are the reference model
+  if (name == "reference") {
+    config.train.batch_size = 16;
+    config.train.epochs = 50;
+  } else if (name == "speech") {
+    config.model.clip_length = 8192;  // 0.512 s: one clip per spoken word
+    config.model.hidden = 64;
+    config.model.res_channels = 32;
+    config.model.codes = {256};
+    config.model.code_dims = {32};
+    config.train.batch_size = 16;
+    config.train.epochs = 3;
+    config.train.learning_rate = 1e-3;
+    config.train.checkpoint_every = 200;
+    config.train.grid_images = 8;
+  } else {
+    fail("unknown audio preset '{}'; choose one of {}", name, fmt::join(audio_preset_names(), ", "));
+  }
+  config.data.sample_rate = config.model.sample_rate;
+  config.data.clip_length = config.model.clip_length;
+  return config;
+}
+
+WaveNetSize wavenet_size(PriorSize size) { return size == PriorSize::kSmall ? WaveNetSize::kSmall : WaveNetSize::kReference; }
+
+TrainSchedule wavenet_schedule(PriorSize size) {
+  TrainSchedule s;
+  s.grid_images = 4;
+  if (size == PriorSize::kSmall) {
+    s.batch_size = 16;
+    s.epochs = 3;
+    s.learning_rate = 1e-3;
+    s.checkpoint_every = 200;
+  } else {
+    s.batch_size = 16;
+    s.epochs = 20;
+    s.learning_rate = 3e-4;
+  }
+  return s;
+}
+
 }  // namespace vqvae2

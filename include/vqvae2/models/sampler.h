@@ -28,6 +28,10 @@ struct SamplingOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p)
 
+// [positions, batch] uniforms in [0, 1) from their own CPU generator seeded with `seed`: the numbers
+// every sampler (PixelCNN and WaveNet, naive and cached) draws, the same on any device.
+torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed);
+
 // logits [B, K], uniforms [B] in [0, 1) -> codes [B] (int64).
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options);
 
