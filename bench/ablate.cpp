@@ -19,6 +19,7 @@
 #include "vqvae2/data/image.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/stages/evaluate.h"
+#include "vqvae2/stages/presets.h"
 #include "vqvae2/stages/train_prior.h"
 #include "vqvae2/stages/trained.h"
 

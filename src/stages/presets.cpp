@@ -75,6 +75,55 @@ TrainVAEConfig vae_preset(const std::string& name) {
 
 bool top_prior_attention_for_preset(const std::string& preset) { return preset != "vqvae1"; }
 
+// ---- priors ----------------------------------------------------------------------------------------
+
+namespace {
+
+GatedPixelCNNOptions stack_options(int64_t codes, PriorSize size) {
+  GatedPixelCNNOptions o;  // the struct defaults are the reference widths
+  o.codes = codes;
+  if (size == PriorSize::kSmall) {
+    o.channels = 64;
+    o.res_channels = 64;
+    o.blocks = 2;
+    o.res_blocks = 2;
+    o.heads = 4;
+  }
+  return o;
+}
+
+}  // namespace
+
+PriorSize parse_prior_size(const std::string& name) {
+  if (name == "small") return PriorSize::kSmall;
+  if (name == "reference") return PriorSize::kReference;
+  fail("unknown prior size '{}': use small or reference", name);
+}
+
+PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size) {
+  PriorOptions o;
+  o.level = level;
+  o.height = height;
+  o.width = width;
+  o.stack = stack_options(codes, size);
+  o.stack.attention = true;
+  return o;
+}
+
+PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
+                                       int64_t condition_codes, int64_t scale, PriorSize size) {
+  auto o = top_prior_options(level, height, width, codes, size);
+  o.stack.attention = false;
+  o.conditional = true;
+  o.condition.codes = condition_codes;
+  o.condition.scale = scale;
+  if (size == PriorSize::kSmall) {
+    o.condition.channels = 64;
+    o.condition.res_blocks = 3;
+  }
+  return o;
+}
+
 TrainSchedule prior_schedule(PriorSize size) {
   TrainSchedule s;
   if (size == PriorSize::kSmall) {

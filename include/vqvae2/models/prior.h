@@ -97,12 +97,4 @@ class PriorImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Prior);
 
-// Default architectures. Reference widths (Razavi et al. 2019 as reimplemented in PyTorch): C 256,
-// 4 blocks × 4 gated layers, 8 heads, dropout 0.1; "small" is a CPU-friendly preset.
-enum class PriorSize { kSmall, kReference };
-PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size);
-PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
-                                       int64_t condition_codes, int64_t scale, PriorSize size);
-PriorSize parse_prior_size(const std::string& name);
-
 }  // namespace vqvae2

@@ -39,6 +39,14 @@ TrainVAEConfig vae_preset(const std::string& name);
 // plain gated PixelCNN for vqvae1 (VQ-VAE-1's prior).
 bool top_prior_attention_for_preset(const std::string& preset);
 
+// The prior architectures of each size. Reference widths (Razavi et al. 2019 as reimplemented in
+// PyTorch): C 256, 4 blocks × 4 gated layers, 8 heads, dropout 0.1; "small" is a CPU-friendly preset.
+enum class PriorSize { kSmall, kReference };
+PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size);
+PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
+                                       int64_t condition_codes, int64_t scale, PriorSize size);
+PriorSize parse_prior_size(const std::string& name);
+
 // The training schedule of a prior of this size.
 TrainSchedule prior_schedule(PriorSize size);
 // The prior size that goes with a VQ-VAE preset (small for mnist and vqvae1, else reference).
