@@ -67,10 +67,32 @@ void add_prior_flags(CLI::App* app, PriorFlags& flags) {
                        [](P& c) -> double& { return c.model.stack.dropout; });
   pixelcnn.add<int64_t>(app, "--out-res-blocks", "1x1 gated units before the logits",
                         [](P& c) -> int64_t& { return c.model.stack.out_res_blocks; });
+  pixelcnn
+      .add<std::string>(app, "--block",
+                        "gated layer of the causal stack: gated-two-stream (PixelCNN's vertical and horizontal "
+                        "stacks) or pixelsnail (one stream of causal convolutions, PixelSNAIL's residual block)",
+                        [](P& c) -> std::string& { return c.model.stack.block; })
+      ->check(CLI::IsMember({"gated-two-stream", "pixelsnail"}));
+  pixelcnn.add<int64_t>(app, "--attention-every",
+                        "gated layers before each attention block (0 = --res-blocks: one closes each group)",
+                        [](P& c) -> int64_t& { return c.model.stack.attention_every; });
+  pixelcnn.add<bool>(
+      app, "--weight-norm", "weight normalisation w = g*v/|v| in every layer of the prior (stack and conditioning)",
+      [](const P& c) { return c.model.stack.weight_norm; },
+      [](P& c, const bool& on) { c.model.stack.weight_norm = c.model.condition.weight_norm = on; });
   shared.add<int64_t>(app, "--condition-channels", "width of the conditioning stack (lower levels)",
                       [](P& c) -> int64_t& { return c.model.condition.channels; });
   pixelcnn.add<int64_t>(app, "--condition-res-blocks", "residual blocks of the conditioning stack (lower levels)",
                         [](P& c) -> int64_t& { return c.model.condition.res_blocks; });
+  pixelcnn
+      .add<std::string>(app, "--condition-upsample",
+                        "how a feature of the level above reaches its s*s children (lower levels): nearest "
+                        "(repeated, all children alike) or transposed (learned, each child its own weights)",
+                        [](P& c) -> std::string& { return c.model.condition.upsample; })
+      ->check(CLI::IsMember({"nearest", "transposed"}));
+  pixelcnn.add<bool>(app, "--condition-position",
+                     "add learned features of each position's row, column and place under its parent (lower levels)",
+                     [](P& c) -> bool& { return c.model.condition.position; });
   wavenet.add<int64_t>(app, "--gate-channels", "WaveNet: gate channels G of each layer",
                        [](W& c) -> int64_t& { return c.model.gate_channels; });
   wavenet.add<int64_t>(app, "--skip-channels", "WaveNet: skip channels S", [](W& c) -> int64_t& { return c.model.skip_channels; });

@@ -7,6 +7,7 @@
 #include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -130,11 +131,23 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   EXPECT_TRUE(std::filesystem::exists(run + "/codes/val.vq2"));
   const std::string prior_flags = " --size small --channels 16 --res-channels 16 --condition-channels 16 --heads 2 "
                                   "--steps 3 --batch-size 8 --quiet --codes " + run + "/codes";
-  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags);
+  // The top prior with PixelSNAIL's block and attention after every layer; the bottom one weight-normalised,
+  // with learned upsampling and position features: the samplers below run on both.
+  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags +
+                      " --block pixelsnail --attention-every 1");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("bits per code"), std::string::npos) << result.output;
-  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags);
+  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags +
+                      " --weight-norm true --condition-upsample transposed --condition-position true");
   ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto top_config = nlohmann::json::parse(test::read_text(dir.file("top/config.json")));
+  EXPECT_EQ(top_config["model"]["stack"]["block"], "pixelsnail");
+  EXPECT_EQ(top_config["model"]["stack"]["attention_every"], 1);
+  const auto bottom_config = nlohmann::json::parse(test::read_text(dir.file("bottom/config.json")));
+  EXPECT_EQ(bottom_config["model"]["stack"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["model"]["condition"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["model"]["condition"]["upsample"], "transposed");
+  EXPECT_EQ(bottom_config["model"]["condition"]["position"], true);
 
   result = run_vqvae2("sample --vqvae " + run + " --priors " + dir.file("bottom") + "," + dir.file("top") +
                       " --count 5 --batch-size 3 --quiet --out " + dir.file("s.png") + " --codes-out " + dir.file("s.vq2"));
@@ -246,6 +259,8 @@ TEST(Cli, BadFilesGivenToEveryCommandAreClearErrors) {
            {"--heads 3", "divisible by the 3 heads"},
            {"--blocks 0", "blocks and residual blocks must be positive"},
            {"--dropout 1.5", "dropout must be in [0, 1)"},
+           {"--block pixel", "--block: pixel not in {gated-two-stream,pixelsnail}"},
+           {"--condition-upsample bilinear", "--condition-upsample: bilinear not in {nearest,transposed}"},
            {"--level middle", "the level must be top, bottom or a level number"}}) {
     expect_failure("train-prior --codes " + run + "/codes --out " + dir.file("bad-prior") + " --size small " + flags,
                    message);
