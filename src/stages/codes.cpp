@@ -2,6 +2,7 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
+#include "vqvae2/core/files.h"
 #include "vqvae2/core/progress.h"
 #include "vqvae2/data/image.h"
 
@@ -58,6 +59,7 @@ ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& sett
   std::error_code error;
   fs::create_directories(out, error);
   VQVAE2_CHECK(!error, "cannot create '{}': {}", out, error.message());
+  remove_stale_temporaries(out);  // of an earlier extraction killed mid-write
 
   ExtractResult result;
   result.train_path = (fs::path(out) / "train.vq2").string();
@@ -87,6 +89,7 @@ ExtractResult extract_audio_codes(const ExtractConfig& config, const RunSettings
   std::error_code error;
   fs::create_directories(out, error);
   VQVAE2_CHECK(!error, "cannot create '{}': {}", out, error.message());
+  remove_stale_temporaries(out);  // of an earlier extraction killed mid-write
 
   ExtractResult result;
   result.train_path = (fs::path(out) / "train.vq2").string();
