@@ -141,13 +141,13 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
                       " --weight-norm true --condition-upsample transposed --condition-position true");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const auto top_config = nlohmann::json::parse(test::read_text(dir.file("top/config.json")));
-  EXPECT_EQ(top_config["model"]["stack"]["block"], "pixelsnail");
-  EXPECT_EQ(top_config["model"]["stack"]["attention_every"], 1);
+  EXPECT_EQ(top_config["config"]["model"]["stack"]["block"], "pixelsnail");
+  EXPECT_EQ(top_config["config"]["model"]["stack"]["attention_every"], 1);
   const auto bottom_config = nlohmann::json::parse(test::read_text(dir.file("bottom/config.json")));
-  EXPECT_EQ(bottom_config["model"]["stack"]["weight_norm"], true);
-  EXPECT_EQ(bottom_config["model"]["condition"]["weight_norm"], true);
-  EXPECT_EQ(bottom_config["model"]["condition"]["upsample"], "transposed");
-  EXPECT_EQ(bottom_config["model"]["condition"]["position"], true);
+  EXPECT_EQ(bottom_config["config"]["model"]["stack"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["upsample"], "transposed");
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["position"], true);
 
   result = run_vqvae2("sample --vqvae " + run + " --priors " + dir.file("bottom") + "," + dir.file("top") +
                       " --count 5 --batch-size 3 --quiet --out " + dir.file("s.png") + " --codes-out " + dir.file("s.vq2"));
