@@ -59,7 +59,7 @@ TrainPriorConfig variant_config(const PriorCodes& codes, int64_t level, const st
   s.dropout = w.dropout;
   s.blocks = 1;
   s.res_blocks = w.layers;
-  s.attention_every = 5;
+  s.attention_every = 0;  // one attention block closing the stack; everyN sets N
   if (o.conditional) {
     o.condition.channels = w.condition_channels;
     o.condition.res_blocks = w.condition_res_blocks;
