@@ -143,9 +143,7 @@ class AudioVQVAETask : public ModelTask {
 
   void discard() override {
     ModelTask::discard();
-    torch::NoGradGuard no_grad;
-    auto state = quantizer_state();
-    for (size_t i = 0; i < snapshot_.size(); ++i) state[i].copy_(snapshot_[i]);
+    for (size_t l = 0; l < snapshot_.size(); ++l) model_->quantizer(static_cast<int64_t>(l)).restore(snapshot_[l]);
   }
 
   nlohmann::json evaluate() override {
@@ -176,18 +174,11 @@ class AudioVQVAETask : public ModelTask {
   }
 
  private:
-  // What a forward pass in training mode writes besides activations (see train_vqvae.cpp).
-  std::vector<torch::Tensor> quantizer_state() {
-    std::vector<torch::Tensor> state;
-    for (int64_t l = 0; l < model_->options().levels(); ++l) {
-      for (const auto& p : model_->quantizer(l).parameters()) state.push_back(p);
-      for (const auto& b : model_->quantizer(l).buffers()) state.push_back(b);
-    }
-    return state;
-  }
+  // The quantizers' state (codebooks, statistics, restart counters) before a forward pass that skip
+  // mode may undo (QuantizerImpl::snapshot).
   void snapshot_quantizers() {
     snapshot_.clear();
-    for (const auto& t : quantizer_state()) snapshot_.push_back(t.detach().clone());
+    for (int64_t l = 0; l < model_->options().levels(); ++l) snapshot_.push_back(model_->quantizer(l).snapshot());
   }
 
   TrainAudioVQVAEConfig config_;
@@ -196,7 +187,7 @@ class AudioVQVAETask : public ModelTask {
   BatchLoader train_loader_, validation_loader_;
   RunFolder run_;
   torch::Tensor examples_;               // held-out clips [N, 1, T] written with their reconstructions
-  std::vector<torch::Tensor> snapshot_;  // quantizer state before the last forward pass (skip mode)
+  std::vector<QuantizerImpl::State> snapshot_;  // quantizers before the last forward pass (skip mode)
 };
 
 }  // namespace
