@@ -16,14 +16,19 @@ Command add_bench(CLI::App& top, Common& common) {
     bench::BenchOptions options;
     std::vector<int64_t> batches = {1, 16};
     std::string precision = "fp32";
+    std::string prior_size = "small";
   };
   auto f = std::make_shared<Flags>();
   app->add_option("what", f->what,
                   "vqvae: VQ-VAE training images/s; prior: prior training step times; sample: seconds per 256x256 "
-                  "sample (all at reference widths); threads: thread settings compared")
+                  "sample (all at reference widths); threads: thread settings compared; audio: seconds per second of "
+                  "audio, cached and naive WaveNet sampling")
       ->capture_default_str()
-      ->check(CLI::IsMember({"vqvae", "prior", "sample", "threads"}));
+      ->check(CLI::IsMember({"vqvae", "prior", "sample", "threads", "audio"}));
   app->add_option("--batches", f->batches, "batch sizes for `bench sample`")->delimiter(',')->capture_default_str();
+  app->add_option("--prior-size", f->prior_size, "WaveNet widths for `bench audio`: small or reference")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"small", "reference"}));
   app->add_option("--warmup", f->options.warmup, "untimed iterations")->capture_default_str();
   app->add_option("--iterations", f->options.iterations, "timed iterations (median reported)")->capture_default_str();
   app->add_option("--precision", f->precision,
@@ -40,6 +45,8 @@ Command add_bench(CLI::App& top, Common& common) {
               bench::vqvae(options, std::cout);
             } else if (f->what == "threads") {
               bench::threads(options, std::cout);
+            } else if (f->what == "audio") {
+              bench::audio_sample(options, f->batches, f->prior_size, std::cout);
             } else if (f->what == "prior") {
               bench::prior(options, std::cout);
             } else {

@@ -62,5 +62,8 @@ void add_distributed_flags(CLI::App* app, Common& common);
 // The settings of a training command: with WORLD_SIZE > 1 in the environment, this process joins
 // the others (rank 0 logs; the rest print nothing but errors) and takes its share of the cores.
 RunSettings training_settings(Common& common);
+// Throws vqvae2::Error when this process is one of several (WORLD_SIZE > 1 in the environment):
+// `what` runs in one process only, and several copies would each train and write the same run.
+void require_single_process(const std::string& what);
 
 }  // namespace vqvae2::cli

@@ -73,6 +73,14 @@ class PresetFlags {
     }
     return false;
   }
+  // The names of the flags given on the command line ("--image-size").
+  std::vector<std::string> given() const {
+    std::vector<std::string> names;
+    for (const auto* o : options_) {
+      if (o->count() > 0) names.push_back(o->get_name());
+    }
+    return names;
+  }
 
  private:
   std::vector<std::pair<std::string, Config>> presets_;

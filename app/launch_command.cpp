@@ -39,6 +39,12 @@ void add_distributed_flags(CLI::App* app, Common& common) {
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
 }
 
+void require_single_process(const std::string& what) {
+  VQVAE2_CHECK(!distributed_from_environment().distributed(),
+               "{} runs in one process, not under `vqvae2 launch` or WORLD_SIZE > 1 (only train-vqvae, train-prior "
+               "and pipeline on images run as several processes)", what);
+}
+
 RunSettings training_settings(Common& common) {
   auto settings = common.settings();
   auto options = distributed_from_environment();

@@ -4,15 +4,46 @@
 #include "vqvae2/core/error.h"
 #include "vqvae2/stages/pipeline.h"
 
+#include <fmt/ranges.h>
+
 #include <iostream>
 #include <memory>
 
 namespace vqvae2::cli {
+namespace {
+
+int run_audio(const PipelineConfig& config, const Common& common) {
+  require_single_process("the audio pipeline");
+  VQVAE2_CHECK(config.preset == "auto" || config.preset == "speech" || config.preset == "reference",
+               "preset '{}' is for images; the audio presets are speech (auto) and reference", config.preset);
+  const auto result = run_audio_pipeline(config, common.settings());
+  if (result.interrupted) {
+    std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --out {} --resume`\n", config.out);
+    return kInterruptedExit;
+  }
+  const auto& e = result.vqvae.final;
+  std::cout << fmt::format(
+      "audio VQ-VAE: validation waveform MSE {:.6f} (SNR {:.2f} dB), STFT distance {:.3f}, code usage {}\n",
+      e.waveform_mse, e.snr, e.stft, fmt::join(e.usage, " / "));
+  for (const auto& prior : result.priors) {
+    std::cout << fmt::format("WaveNet {}: held-out NLL {:.3f} bits per code ({:.4f} bits per audio sample)\n",
+                             prior.checkpoint, prior.final_bits_per_code, prior.final_bits_per_dim);
+  }
+  const auto& s = result.samples;
+  std::cout << fmt::format("{} clips ({:.1f} s of audio) sampled in {:.1f} s ({:.2f} s per second of audio): {}\n",
+                           s.files.size(), s.audio_seconds, s.seconds, s.seconds / s.audio_seconds, s.spectrograms);
+  std::cout << fmt::format(
+      "done: {} holds the audio VQ-VAE, codes, WaveNets, metrics, spectrograms and samples/ (WAVs)\n", config.out);
+  return 0;
+}
+
+}  // namespace
 
 namespace {
 
 // `pipeline --lineage`: the pipeline's budget flags apply to all three models.
 int run_lineage_command(const PipelineConfig& pipeline, const CLI::App& app, const Common& common) {
+  require_single_process("pipeline --lineage");
   for (const char* flag : {"--preset", "--prior-size"}) {
     VQVAE2_CHECK(app.get_option(flag)->count() == 0,
                  "{} does not go with --lineage: the lineage trains the presets mnist (VQ-VAE-2) and vqvae1 "
@@ -49,12 +80,16 @@ Command add_pipeline(CLI::App& top, Common& common) {
                                  "The whole system in one go: train the VQ-VAE, extract codes, train every prior, sample");
   auto config = std::make_shared<PipelineConfig>();
   app->add_option("--out", config->out, "run folder for every stage")->capture_default_str();
-  app->add_option("--data", config->data, "folder of images (default: the embedded MNIST digits)");
+  app->add_option("--data", config->data, "folder of images or audio files (default: the embedded MNIST digits)");
+  app->add_option("--modality", config->modality, "image, audio, or auto: audio when --data holds audio files")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "image", "audio"}));
   app->add_option("--limit", config->limit, "use at most this many images (0 = all; a quick first run)")
       ->capture_default_str();
-  app->add_option("--preset", config->preset, "VQ-VAE preset: auto, mnist, small, reference, vqvae1")
+  app->add_option("--preset", config->preset,
+                  "VQ-VAE preset: auto, mnist, small, reference, vqvae1; audio: speech (auto), reference")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "mnist", "small", "reference", "vqvae1"}));
+      ->check(CLI::IsMember({"auto", "mnist", "small", "reference", "vqvae1", "speech"}));
   app->add_option("--prior-size", config->prior_size, "prior widths: auto, small, reference")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "small", "reference"}));
@@ -67,7 +102,7 @@ Command add_pipeline(CLI::App& top, Common& common) {
       ->capture_default_str();
   app->add_option("--prior-steps", config->prior_steps, "steps of each prior instead of epochs (0 = epochs)")
       ->capture_default_str();
-  app->add_option("--samples", config->samples, "images to sample at the end")->capture_default_str();
+  app->add_option("--samples", config->samples, "images (audio: clips) to sample at the end")->capture_default_str();
   app->add_option("--seed", config->seed, "seed of every stage")->capture_default_str();
   app->add_flag("--resume", config->resume, "continue an interrupted pipeline run in --out");
   auto lineage = std::make_shared<bool>(false);
@@ -80,6 +115,7 @@ Command add_pipeline(CLI::App& top, Common& common) {
   return {app, [config, lineage, app, &common] {
             install_stop_handlers();
             if (*lineage) return run_lineage_command(*config, *app, common);
+            if (pipeline_modality(*config) == Modality::kAudio) return run_audio(*config, common);
             const auto result = run_pipeline(*config, training_settings(common));
             if (result.interrupted) {
               std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --out {} --resume`\n", config->out);

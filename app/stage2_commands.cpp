@@ -5,44 +5,111 @@
 #include "vqvae2/stages/generate.h"
 #include "vqvae2/stages/presets.h"
 #include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/train_wavenet.h"
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 namespace vqvae2::cli {
 namespace {
 
-// The model and schedule flags of train-prior, each a field of TrainPriorConfig.
-void add_prior_flags(CLI::App* app, PresetFlags<TrainPriorConfig>& flags) {
-  using P = TrainPriorConfig;
-  flags.add<int64_t>(app, "--channels", "width C of the causal stack", [](P& c) -> int64_t& { return c.model.stack.channels; });
-  flags.add<int64_t>(app, "--res-channels", "width inside each gated unit",
-                     [](P& c) -> int64_t& { return c.model.stack.res_channels; });
-  flags.add<int64_t>(app, "--kernel", "kernel size k (odd): vertical (k/2+1)xk, horizontal 1x(k/2+1)",
-                     [](P& c) -> int64_t& { return c.model.stack.kernel; });
-  flags.add<int64_t>(app, "--blocks", "groups of gated layers (attention closes each group in the top prior)",
-                     [](P& c) -> int64_t& { return c.model.stack.blocks; });
-  flags.add<int64_t>(app, "--res-blocks", "gated layers per group", [](P& c) -> int64_t& { return c.model.stack.res_blocks; });
-  flags.add<bool>(app, "--attention", "causal self-attention after each group (default: on for the top prior only)",
-                  [](P& c) -> bool& { return c.model.stack.attention; });
-  flags.add<int64_t>(app, "--heads", "attention heads", [](P& c) -> int64_t& { return c.model.stack.heads; });
-  flags.add<double>(app, "--dropout", "dropout in every gated unit and on attention weights",
-                    [](P& c) -> double& { return c.model.stack.dropout; });
-  flags.add<int64_t>(app, "--out-res-blocks", "1x1 gated units before the logits",
-                     [](P& c) -> int64_t& { return c.model.stack.out_res_blocks; });
-  flags.add<int64_t>(app, "--condition-channels", "width of the conditioning stack (lower levels)",
-                     [](P& c) -> int64_t& { return c.model.condition.channels; });
-  flags.add<int64_t>(app, "--condition-res-blocks", "residual blocks of the conditioning stack (lower levels)",
-                     [](P& c) -> int64_t& { return c.model.condition.res_blocks; });
-  add_schedule_flags(app, flags, "code maps");
-  add_precision_flag(app, flags);
+using PriorConfig = TrainPriorConfig;
+using WaveNetConfig = TrainWaveNetConfig;
+
+// The fields a WaveNet configuration shares with a PixelCNN one (the stack's width, the kernel, the
+// conditioning width, the schedule), copied into a PixelCNN configuration and back: the flags of
+// those fields fill either.
+PriorConfig shared_view(const WaveNetConfig& wavenet) {
+  PriorConfig c;
+  c.model.stack.channels = wavenet.model.channels;
+  c.model.stack.kernel = wavenet.model.kernel;
+  c.model.condition.channels = wavenet.model.condition_channels;
+  c.train = wavenet.train;
+  return c;
+}
+void copy_shared(const PriorConfig& c, WaveNetConfig& wavenet) {
+  wavenet.model.channels = c.model.stack.channels;
+  wavenet.model.kernel = c.model.stack.kernel;
+  wavenet.model.condition_channels = c.model.condition.channels;
+  wavenet.train = c.train;
 }
 
-std::vector<std::pair<std::string, TrainPriorConfig>> prior_presets() {
-  std::vector<std::pair<std::string, TrainPriorConfig>> presets;
+// train-prior's flags: those of fields both prior kinds have, the PixelCNN-only and the WaveNet-only ones.
+struct PriorFlags {
+  PresetFlags<PriorConfig> shared, pixelcnn;
+  PresetFlags<WaveNetConfig> wavenet;
+};
+
+void add_prior_flags(CLI::App* app, PriorFlags& flags) {
+  using P = PriorConfig;
+  using W = WaveNetConfig;
+  auto& shared = flags.shared;
+  auto& pixelcnn = flags.pixelcnn;
+  auto& wavenet = flags.wavenet;
+  shared.add<int64_t>(app, "--channels", "width C of the causal stack (WaveNet: residual channels R)",
+                      [](P& c) -> int64_t& { return c.model.stack.channels; });
+  pixelcnn.add<int64_t>(app, "--res-channels", "width inside each gated unit",
+                        [](P& c) -> int64_t& { return c.model.stack.res_channels; });
+  shared.add<int64_t>(app, "--kernel",
+                      "kernel size k (odd): vertical (k/2+1)xk, horizontal 1x(k/2+1) (WaveNet: taps of each dilated "
+                      "convolution)",
+                      [](P& c) -> int64_t& { return c.model.stack.kernel; });
+  pixelcnn.add<int64_t>(app, "--blocks", "groups of gated layers (attention closes each group in the top prior)",
+                        [](P& c) -> int64_t& { return c.model.stack.blocks; });
+  pixelcnn.add<int64_t>(app, "--res-blocks", "gated layers per group",
+                        [](P& c) -> int64_t& { return c.model.stack.res_blocks; });
+  pixelcnn.add<bool>(app, "--attention", "causal self-attention after each group (default: on for the top prior only)",
+                     [](P& c) -> bool& { return c.model.stack.attention; });
+  pixelcnn.add<int64_t>(app, "--heads", "attention heads", [](P& c) -> int64_t& { return c.model.stack.heads; });
+  pixelcnn.add<double>(app, "--dropout", "dropout in every gated unit and on attention weights",
+                       [](P& c) -> double& { return c.model.stack.dropout; });
+  pixelcnn.add<int64_t>(app, "--out-res-blocks", "1x1 gated units before the logits",
+                        [](P& c) -> int64_t& { return c.model.stack.out_res_blocks; });
+  pixelcnn
+      .add<std::string>(app, "--block",
+                        "gated layer of the causal stack: gated-two-stream (PixelCNN's vertical and horizontal "
+                        "stacks) or pixelsnail (one stream of causal convolutions, PixelSNAIL's residual block)",
+                        [](P& c) -> std::string& { return c.model.stack.block; })
+      ->check(CLI::IsMember({"gated-two-stream", "pixelsnail"}));
+  pixelcnn.add<int64_t>(app, "--attention-every",
+                        "gated layers before each attention block (0 = --res-blocks: one closes each group)",
+                        [](P& c) -> int64_t& { return c.model.stack.attention_every; });
+  pixelcnn.add<bool>(
+      app, "--weight-norm", "weight normalisation w = g*v/|v| in every layer of the prior (stack and conditioning)",
+      [](const P& c) { return c.model.stack.weight_norm; },
+      [](P& c, const bool& on) { c.model.stack.weight_norm = c.model.condition.weight_norm = on; });
+  shared.add<int64_t>(app, "--condition-channels", "width of the conditioning stack (lower levels)",
+                      [](P& c) -> int64_t& { return c.model.condition.channels; });
+  pixelcnn.add<int64_t>(app, "--condition-res-blocks", "residual blocks of the conditioning stack (lower levels)",
+                        [](P& c) -> int64_t& { return c.model.condition.res_blocks; });
+  pixelcnn
+      .add<std::string>(app, "--condition-upsample",
+                        "how a feature of the level above reaches its s*s children (lower levels): nearest "
+                        "(repeated, all children alike) or transposed (learned, each child its own weights)",
+                        [](P& c) -> std::string& { return c.model.condition.upsample; })
+      ->check(CLI::IsMember({"nearest", "transposed"}));
+  pixelcnn.add<bool>(app, "--condition-position",
+                     "add learned features of each position's row, column and place under its parent (lower levels)",
+                     [](P& c) -> bool& { return c.model.condition.position; });
+  wavenet.add<int64_t>(app, "--gate-channels", "WaveNet: gate channels G of each layer",
+                       [](W& c) -> int64_t& { return c.model.gate_channels; });
+  wavenet.add<int64_t>(app, "--skip-channels", "WaveNet: skip channels S", [](W& c) -> int64_t& { return c.model.skip_channels; });
+  wavenet.add<int64_t>(app, "--layers-per-cycle", "WaveNet: layers of one dilation cycle (dilations 1, 2, ..., 2^(n-1))",
+                       [](W& c) -> int64_t& { return c.model.layers_per_cycle; });
+  wavenet.add<int64_t>(app, "--cycles", "WaveNet: repetitions of the dilation cycle",
+                       [](W& c) -> int64_t& { return c.model.cycles; });
+  wavenet.add<int64_t>(app, "--condition-blocks", "WaveNet: residual blocks over the level above's codes",
+                       [](W& c) -> int64_t& { return c.model.condition_blocks; });
+  add_schedule_flags(app, shared, "code maps (audio: code sequences)");
+  add_precision_flag(app, pixelcnn);
+}
+
+std::vector<std::pair<std::string, PriorConfig>> prior_presets() {
+  std::vector<std::pair<std::string, PriorConfig>> presets;
   for (const auto size : {PriorSize::kSmall, PriorSize::kReference}) {
-    TrainPriorConfig c;
+    PriorConfig c;
     c.model = conditional_prior_options(0, 16, 16, 512, 512, 2, size);  // widths do not depend on the map
     c.train = prior_schedule(size);
     presets.emplace_back(size == PriorSize::kSmall ? "small" : "reference", c);
@@ -50,18 +117,72 @@ std::vector<std::pair<std::string, TrainPriorConfig>> prior_presets() {
   return presets;
 }
 
+std::vector<std::pair<std::string, WaveNetConfig>> wavenet_presets() {
+  std::vector<std::pair<std::string, WaveNetConfig>> presets;
+  for (const auto size : {PriorSize::kSmall, PriorSize::kReference}) {
+    WaveNetConfig c;
+    c.model = conditional_wavenet_options(0, 1024, 512, 512, 4, wavenet_size(size));  // widths do not depend on T
+    c.train = wavenet_schedule(size);
+    presets.emplace_back(size == PriorSize::kSmall ? "small" : "reference", c);
+  }
+  return presets;
+}
+
+// The shared flags show both kinds' sizes: the PixelCNN ones, then the WaveNet ones as "wavenet <size>".
+std::vector<std::pair<std::string, PriorConfig>> all_prior_presets() {
+  auto presets = prior_presets();
+  for (const auto& [name, wavenet] : wavenet_presets()) presets.emplace_back("wavenet " + name, shared_view(wavenet));
+  return presets;
+}
+
+struct TrainPriorFlags {
+  std::string codes, level = "top", size = "reference", out;
+  bool resume = false;
+  PriorFlags config{PresetFlags<PriorConfig>(all_prior_presets()), PresetFlags<PriorConfig>(prior_presets()),
+                    PresetFlags<WaveNetConfig>(wavenet_presets())};
+};
+
+// train-prior on the codes of an audio VQ-VAE: a WaveNet, configured from its codes (or its
+// checkpoint, resumed), with the shared and the WaveNet flags over it.
+int run_train_wavenet(const TrainPriorFlags& f, PriorCodes codes, const Common& common) {
+  require_single_process("train-prior of a WaveNet (audio codes)");
+  const auto pixelcnn_only = f.config.pixelcnn.given();
+  VQVAE2_CHECK(pixelcnn_only.empty(), "{} {} for the image priors, not a WaveNet (audio codes)",
+               fmt::join(pixelcnn_only, ", "), pixelcnn_only.size() == 1 ? "is" : "are");
+  WaveNetConfig config;
+  auto out = f.out;
+  if (!f.resume) {
+    const auto level = parse_level(f.level, static_cast<int64_t>(codes.train.levels.size()));
+    config = wavenet_config_for(codes, level, parse_prior_size(f.size));
+    if (out.empty()) out = fmt::format("runs/prior-level{}", level);
+  }
+  const auto run = open_training_run(out, WaveNetKind::name, f.resume);
+  if (run.resumed) {
+    config = run.resumed->config_as<WaveNetConfig>();
+    codes = read_prior_codes(config.codes);
+  }
+  auto view = shared_view(config);
+  f.config.shared.apply(view);
+  copy_shared(view, config);
+  f.config.wavenet.apply(config);
+  const auto result = train_wavenet(config, codes, run, common.settings());
+  std::cout << fmt::format(
+      "{} after {} steps: held-out NLL {:.3f} bits per code ({:.4f} bits per audio sample); uniform would be {:.3f}\n",
+      result.interrupted ? "stopped" : "trained", result.steps, result.final_bits_per_code, result.final_bits_per_dim,
+      std::log2(static_cast<double>(config.model.codes)));
+  std::cout << fmt::format("run folder: {} (checkpoint {}, metrics.jsonl)\n", out, result.checkpoint);
+  return result.interrupted ? kInterruptedExit : 0;
+}
+
 }  // namespace
 
 Command add_train_prior(CLI::App& top, Common& common) {
   auto* app = top.add_subcommand("train-prior", "Stage 2: train the prior of one level on extracted codes");
-  struct Flags {
-    std::string codes, level = "top", size = "reference", out;
-    bool resume = false;
-    PresetFlags<TrainPriorConfig> config{prior_presets()};
-  };
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<TrainPriorFlags>();
   app->add_option("--codes", f->codes, "folder holding train.vq2 and val.vq2 (extract-codes)");
-  app->add_option("--level", f->level, "which level: top (PixelSNAIL), bottom (conditioned on the level above) or a number")
+  app->add_option("--level", f->level,
+                  "which level: top (PixelSNAIL), bottom (conditioned on the level above) or a number; audio codes "
+                  "get WaveNets")
       ->capture_default_str();
   app->add_option("--size", f->size, "widths: reference (the paper's) or small (CPU-friendly)")
       ->capture_default_str()
@@ -75,23 +196,31 @@ Command add_train_prior(CLI::App& top, Common& common) {
             install_stop_handlers();
             const auto settings = training_settings(common);
             // A fresh run is configured from its codes; a resumed one from its checkpoint.
-            TrainPriorConfig config;
+            PriorConfig config;
             PriorCodes codes;
             auto out = f->out;
             if (f->resume) {
               VQVAE2_CHECK(!out.empty(), "--resume needs the --out of the run to continue");
+              if (std::filesystem::exists(std::filesystem::path(out) / (std::string(WaveNetKind::name) + ".ckpt"))) {
+                return run_train_wavenet(*f, codes, common);
+              }
             } else {
               codes = read_prior_codes(f->codes);
+              if (is_audio_codes(codes.train)) return run_train_wavenet(*f, codes, common);
               const auto level = parse_level(f->level, static_cast<int64_t>(codes.train.levels.size()));
               config = prior_config_for(codes, level, parse_prior_size(f->size));
               if (out.empty()) out = fmt::format("runs/prior-level{}", level);
             }
+            const auto wavenet_only = f->config.wavenet.given();
+            VQVAE2_CHECK(wavenet_only.empty(), "{} {} for WaveNet priors (audio codes), not the image priors",
+                         fmt::join(wavenet_only, ", "), wavenet_only.size() == 1 ? "is" : "are");
             const auto run = open_training_run(out, PriorKind::name, f->resume);
             if (run.resumed) {
-              config = run.resumed->config_as<TrainPriorConfig>();
+              config = run.resumed->config_as<PriorConfig>();
               codes = read_prior_codes(config.codes);
             }
-            f->config.apply(config);
+            f->config.shared.apply(config);
+            f->config.pixelcnn.apply(config);
             const auto result = train_prior(config, codes, run, settings);
             std::cout << fmt::format(
                 "{} after {} steps: held-out NLL {:.3f} bits per code ({:.4f} bits per image dimension); uniform "
@@ -107,13 +236,14 @@ Command add_sample(CLI::App& top, Common& common) {
   auto* app = top.add_subcommand(
       "sample", "Ancestral sampling: top codes, then each level below, then decode (or a VAE's z ~ N(0, I), decoded)");
   auto config = std::make_shared<SampleConfig>();
-  app->add_option("--vqvae", config->vqvae, "VQ-VAE run folder or .ckpt file (with --priors)");
+  auto length = std::make_shared<int64_t>(0);
+  app->add_option("--vqvae", config->vqvae, "VQ-VAE run folder or .ckpt file, image or audio (with --priors)");
   app->add_option("--priors", config->priors, "prior run folders or .ckpt files, one per level, any order")
       ->delimiter(',');
   app->add_option("--vae", config->vae,
                   "instead of --vqvae and --priors: a Gaussian VAE run folder (train-vae) or .ckpt file");
-  app->add_option("--count", config->count, "images to sample")->capture_default_str();
-  app->add_option("--batch-size", config->batch_size, "images sampled together")->capture_default_str();
+  app->add_option("--count", config->count, "images (audio: clips) to sample")->capture_default_str();
+  app->add_option("--batch-size", config->batch_size, "images (audio: clips) sampled together")->capture_default_str();
   app->add_option("--temperature", config->sampling.temperature, "divides the logits; 0 = most likely code")
       ->capture_default_str();
   app->add_option("--top-k", config->sampling.top_k, "keep the k most likely codes (0 = all)")->capture_default_str();
@@ -121,7 +251,12 @@ Command add_sample(CLI::App& top, Common& common) {
       ->capture_default_str();
   app->add_option("--seed", config->seed, "same seed, same samples")->capture_default_str();
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
-  app->add_option("--out", config->out, "PNG grid to write")->capture_default_str();
+  app->add_option("--length", *length,
+                  "audio: samples per clip (a multiple of the VQ-VAE's total stride; 0 = its training clip length)")
+      ->capture_default_str();
+  app->add_option("--out", config->out, "PNG grid to write (audio: folder for sample-<i>.wav and spectrograms.png, "
+                                        "default samples)")
+      ->capture_default_str();
   app->add_option("--codes-out", config->codes_out, "also write the sampled codes as a code store");
   auto precision = std::make_shared<std::string>("fp32");
   app->add_option("--precision", *precision,
@@ -130,8 +265,30 @@ Command add_sample(CLI::App& top, Common& common) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   add_common(app, common);
-  return {app, [config, precision, &common] {
+  return {app, [config, length, precision, app, &common] {
             config->precision = parse_precision(*precision);
+            if (!config->vqvae.empty() && vqvae_modality(config->vqvae) == Modality::kAudio) {
+              VQVAE2_CHECK(config->precision == Precision::kFP32, "--precision is for images; audio samples in fp32");
+              AudioSampleConfig audio;
+              audio.vqvae = config->vqvae;
+              audio.priors = config->priors;
+              audio.count = config->count;
+              audio.batch_size = config->batch_size;
+              audio.samples = *length;
+              audio.sampling = config->sampling;
+              audio.seed = config->seed;
+              audio.naive = config->naive;
+              if (app->get_option("--out")->count() > 0) audio.out = config->out;
+              audio.codes_out = config->codes_out;
+              const auto result = sample_audio(audio, common.settings());
+              std::cout << fmt::format(
+                  "{} clips of {:.3f} s in {:.1f} s: {:.2f} s per second of audio ({} sampler): {} (sample-NN.wav, "
+                  "spectrograms.png)\n",
+                  audio.count, result.audio_seconds / audio.count, result.seconds, result.seconds / result.audio_seconds,
+                  audio.naive ? "naive" : "cached", audio.out);
+              return 0;
+            }
+            VQVAE2_CHECK(app->get_option("--length")->count() == 0, "--length is for audio, not images");
             const auto result = sample_images(*config, common.settings());
             std::cout << fmt::format("{} samples in {:.1f} s ({:.2f} s per image, {}): {}\n", config->count,
                                      result.seconds, result.seconds / config->count,

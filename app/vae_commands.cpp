@@ -66,6 +66,7 @@ Command add_train_vae(CLI::App& top, Common& common) {
   add_common(app, common);
   return {app, [f, app, &common] {
             install_stop_handlers();
+            require_single_process("train-vae");
             const auto run = open_training_run(f->out, VAEKind::name, f->resume);
             auto config = run.resumed ? run.resumed->config_as<Config>()
                                       : vae_preset(resolve_preset(f->preset, app->get_option("--data")->count() > 0));

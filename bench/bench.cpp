@@ -1,9 +1,12 @@
 #include "bench.h"
 
 #include "vqvae2/core/device.h"
+#include "vqvae2/models/audio_sampler.h"
+#include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/models/vqvae.h"
+#include "vqvae2/stages/presets.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -210,6 +213,50 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
   out << fmt::format("naive sampler (one full pass per code), batch 1: top {:.3f} s/pass x 1024 = {:.0f} s, bottom "
                      "{:.3f} s/pass x 4096 = {:.0f} s, total {:.0f} s\n",
                      top_pass, top_pass * 1024, bottom_pass, bottom_pass * 4096, top_pass * 1024 + bottom_pass * 4096);
+}
+
+DigitScore digit_score(const torch::Tensor& pixels, const std::string& classifier_path) {
+  auto classifier = cached_digit_classifier(classifier_path);
+  const auto probabilities = classifier->probabilities(pixels);
+  return {classifier_score(probabilities), confident_share(probabilities, 0.9), pixels.size(0)};
+}
+
+void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batches, const std::string& prior_size,
+                  std::ostream& out) {
+  const auto device = parse_device(options.device);
+  const auto model = audio_vqvae_preset("speech").model;
+  const auto size = wavenet_size(parse_prior_size(prior_size));
+  torch::manual_seed(0);
+  AudioVQVAE vqvae(model);
+  std::vector<WaveNet> priors;
+  for (int64_t l = 0; l < model.levels(); ++l) {
+    const auto length = model.latent_length(l);
+    priors.emplace_back(l + 1 == model.levels() ? wavenet_options(l, length, model.codes_at(l), size)
+                                                : conditional_wavenet_options(l, length, model.codes_at(l),
+                                                                              model.codes_at(l + 1),
+                                                                              model.strides[l + 1], size));
+  }
+  vqvae->to(device);
+  for (auto& p : priors) p->to(device);
+  const double clip_seconds = static_cast<double>(model.clip_length) / static_cast<double>(model.sample_rate);
+  out << fmt::format("Ancestral sampling of {:.3f} s clips at {} Hz (speech preset: {} levels, {} / {} codes a clip, "
+                     "K {}), {} WaveNets (receptive fields {} / {} codes), {} ({} LibTorch threads)\n",
+                     clip_seconds, model.sample_rate, model.levels(), model.latent_length(0),
+                     model.latent_length(model.levels() - 1), model.codes_at(0), prior_size,
+                     priors[0]->options().receptive_field(), priors.back()->options().receptive_field(), device.str(),
+                     at::get_num_threads());
+  out << "| sampler | batch | top s | bottom s | decode s | total s | s per second of audio |\n|---|---|---|---|---|---|---|\n";
+  const auto row = [&](const char* name, int64_t batch, bool naive) {
+    const auto result = sample_audio_hierarchy(vqvae, priors, batch, 0, {}, 0, naive);
+    double total = 0;
+    for (const auto s : result.seconds) total += s;
+    out << fmt::format("| {} | {} | {:.2f} | {:.2f} | {:.3f} | {:.2f} | {:.2f} |\n", name, batch,
+                       result.seconds[model.levels() - 1], result.seconds[0], result.seconds.back(), total,
+                       total / (static_cast<double>(batch) * clip_seconds));
+    out.flush();
+  };
+  for (const auto batch : batches) row("cached", batch, false);
+  row("naive", 1, true);
 }
 
 }  // namespace vqvae2::bench

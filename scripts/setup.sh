@@ -17,6 +17,9 @@ packages=(
   libfmt-dev            # formatting
   zlib1g-dev            # CRC-32 for checkpoint and code-store integrity
   libpugixml-dev        # tests only: report_test parses the SVG and HTML reports with a real XML parser
+  libsndfile1-dev       # audio files: WAV, FLAC, OGG/Vorbis/Opus, MP3 in and WAV out
+  espeak-ng             # speech synthesis: the audio tests' data and scripts/make-speech-corpus.sh
+  sox                   # scripts/make-speech-corpus.sh: resamples espeak-ng's 22,050 Hz output to 16 kHz
 )
 
 missing=()

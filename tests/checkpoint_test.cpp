@@ -104,6 +104,25 @@ TEST(Checkpoint, AnotherKindIsRefused) {
   EXPECT_NE(expect_error([&] { read_checkpoint(path, "prior"); }).find("holds a vqvae checkpoint"), std::string::npos);
 }
 
+TEST(Checkpoint, ItsKindIsReadFromTheHeaderAlone) {
+  test::TempDir dir;
+  HierarchicalVQVAE model(small_model());
+  const auto bytes = test::read_text(write_model(dir, model));
+  EXPECT_EQ(checkpoint_kind(dir.file("m.ckpt")), "vqvae");
+  // The tensors and checksum are not read: a file cut after its header still names its kind.
+  size_t meta_size = 0;
+  for (int i = 7; i >= 0; --i) meta_size = meta_size * 256 + static_cast<unsigned char>(bytes[12 + i]);
+  const auto header = 8 + 4 + 8 + meta_size;  // magic, version, metadata size, metadata
+  test::write_bytes(dir.file("cut.ckpt"), bytes.substr(0, header));
+  EXPECT_EQ(checkpoint_kind(dir.file("cut.ckpt")), "vqvae");
+  test::write_bytes(dir.file("short.ckpt"), bytes.substr(0, header - 1));
+  EXPECT_NE(expect_error([&] { checkpoint_kind(dir.file("short.ckpt")); }).find("truncated"), std::string::npos);
+  test::write_bytes(dir.file("foreign.ckpt"), "PK\x03\x04 a zip file");
+  EXPECT_NE(expect_error([&] { checkpoint_kind(dir.file("foreign.ckpt")); }).find("not a vqvae2 checkpoint"),
+            std::string::npos);
+  EXPECT_NE(expect_error([&] { checkpoint_kind(dir.file("missing.ckpt")); }).find("cannot open"), std::string::npos);
+}
+
 TEST(Checkpoint, AModelOfAnotherShapeIsAClearError) {
   test::TempDir dir;
   HierarchicalVQVAE narrow(small_model(16));

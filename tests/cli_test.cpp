@@ -1,12 +1,16 @@
 // The vqvae2 binary as a user meets it: help, bad input, and the stage-1 commands end to end.
+#include "speech.h"
 #include "test_util.h"
 
 #include "vqvae2/core/files.h"
+#include "vqvae2/data/audio.h"
 #include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 namespace vqvae2 {
@@ -127,11 +131,23 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   EXPECT_TRUE(std::filesystem::exists(run + "/codes/val.vq2"));
   const std::string prior_flags = " --size small --channels 16 --res-channels 16 --condition-channels 16 --heads 2 "
                                   "--steps 3 --batch-size 8 --quiet --codes " + run + "/codes";
-  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags);
+  // The top prior with PixelSNAIL's block and attention after every layer; the bottom one weight-normalised,
+  // with learned upsampling and position features: the samplers below run on both.
+  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags +
+                      " --block pixelsnail --attention-every 1");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("bits per code"), std::string::npos) << result.output;
-  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags);
+  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags +
+                      " --weight-norm true --condition-upsample transposed --condition-position true");
   ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto top_config = nlohmann::json::parse(test::read_text(dir.file("top/config.json")));
+  EXPECT_EQ(top_config["config"]["model"]["stack"]["block"], "pixelsnail");
+  EXPECT_EQ(top_config["config"]["model"]["stack"]["attention_every"], 1);
+  const auto bottom_config = nlohmann::json::parse(test::read_text(dir.file("bottom/config.json")));
+  EXPECT_EQ(bottom_config["config"]["model"]["stack"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["weight_norm"], true);
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["upsample"], "transposed");
+  EXPECT_EQ(bottom_config["config"]["model"]["condition"]["position"], true);
 
   result = run_vqvae2("sample --vqvae " + run + " --priors " + dir.file("bottom") + "," + dir.file("top") +
                       " --count 5 --batch-size 3 --quiet --out " + dir.file("s.png") + " --codes-out " + dir.file("s.vq2"));
@@ -243,6 +259,8 @@ TEST(Cli, BadFilesGivenToEveryCommandAreClearErrors) {
            {"--heads 3", "divisible by the 3 heads"},
            {"--blocks 0", "blocks and residual blocks must be positive"},
            {"--dropout 1.5", "dropout must be in [0, 1)"},
+           {"--block pixel", "--block: pixel not in {gated-two-stream,pixelsnail}"},
+           {"--condition-upsample bilinear", "--condition-upsample: bilinear not in {nearest,transposed}"},
            {"--level middle", "the level must be top, bottom or a level number"}}) {
     expect_failure("train-prior --codes " + run + "/codes --out " + dir.file("bad-prior") + " --size small " + flags,
                    message);
@@ -322,6 +340,71 @@ TEST(Cli, TrainAVaeSampleItAndCompareIt) {
   }
   expect_failure("sample --vae " + vae + " --vqvae " + vae, "give --vqvae (with --priors) or --vae, not both");
   expect_failure("pipeline --lineage --preset small", "--preset does not go with --lineage");
+}
+
+TEST(Cli, OneProcessCommandsRefuseToRunAsSeveral) {
+  // As under `vqvae2 launch --nproc 2`: each copy would train and write the same run folder.
+  struct Environment {
+    Environment() {
+      for (const auto& [name, value] : kVariables) ::setenv(name, value, 1);
+    }
+    ~Environment() {
+      for (const auto& [name, value] : kVariables) ::unsetenv(name);
+    }
+    const std::vector<std::pair<const char*, const char*>> kVariables = {
+        {"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "9"}};
+  } several;
+  test::TempDir dir;
+  expect_failure("train-vae --steps 1 --out " + dir.file("vae"), "train-vae runs in one process");
+  expect_failure("pipeline --lineage --vqvae-steps 1 --out " + dir.file("lineage"), "pipeline --lineage runs in one process");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("vae"))) << "a refused command wrote its run folder";
+}
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+TEST(Cli, AudioStagesEndToEndFromAFolderOfSpokenDigits) {
+  if (!test::have_espeak()) GTEST_SKIP() << "espeak-ng is not installed (scripts/setup.sh installs it)";
+  test::TempDir dir;
+  const auto data = dir.file("speech");
+  std::filesystem::create_directories(data);
+  ASSERT_TRUE(test::write_speech(data, test::digit_words(), {"en+m3", "en+f2"}));
+  const auto run = dir.file("vqvae");
+  // Detected as audio from the folder; image flags are refused for it.
+  expect_failure("train-vqvae --data " + data + " --out " + dir.file("x") + " --image-size 16", "--image-size is for images");
+  auto result = run_vqvae2("train-vqvae --data " + data + " --out " + run +
+                           " --clip-length 2048 --hidden 16 --res-blocks 1 --res-channels 8 --codes 32 --code-dims 8 "
+                           "--steps 4 --batch-size 8 --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("STFT distance"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/audio-vqvae.ckpt"));
+  EXPECT_TRUE(std::filesystem::exists(run + "/audio/reconstruction-00.wav"));
+
+  result = run_vqvae2("extract-codes --checkpoint " + run + " --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("held-out clips"), std::string::npos) << result.output;
+  const std::string prior_flags = " --size small --channels 16 --gate-channels 16 --skip-channels 16 "
+                                  "--layers-per-cycle 3 --condition-channels 8 --steps 3 --batch-size 8 --quiet --codes " +
+                                  run + "/codes";
+  expect_failure("train-prior --level top --out " + dir.file("t") + prior_flags + " --heads 2", "--heads is for the image priors");
+  result = run_vqvae2("train-prior --level top --out " + dir.file("top") + prior_flags);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("bits per audio sample"), std::string::npos) << result.output;
+  result = run_vqvae2("train-prior --level bottom --out " + dir.file("bottom") + prior_flags);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+
+  result = run_vqvae2("sample --vqvae " + run + " --priors " + dir.file("bottom") + "," + dir.file("top") +
+                      " --count 3 --length 4096 --quiet --out " + dir.file("samples"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("s per second of audio (cached sampler)"), std::string::npos) << result.output;
+  for (const char* name : {"sample-00.wav", "sample-02.wav"}) {
+    const auto wav = read_audio(dir.file("samples/") + name);
+    EXPECT_EQ(wav.samples.size(1), 4096) << name;
+    EXPECT_EQ(wav.sample_rate, 16000) << name;
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.file("samples/spectrograms.png")));
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top"), "no WaveNet given for level 0");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --length 100",
+                 "multiple");
 }
 
 }  // namespace

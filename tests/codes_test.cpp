@@ -31,6 +31,12 @@ TEST(Codes, ExtractWritesBothSplitsWithTheirHeaders) {
   EXPECT_EQ(validation.meta["image_size"], 16);
   EXPECT_EQ(validation.meta["channels"], 1);
   EXPECT_EQ(validation.meta["vqvae_checkpoint"], dir.file("vqvae/vqvae.ckpt"));
+
+  // An extraction killed mid-write (SIGKILL) left a temporary file: the next one sweeps it.
+  const auto left = dir.file("vqvae/codes/train.vq2.tmp.999999999.0");
+  test::write_bytes(left, "torn");
+  extract_codes({dir.file("vqvae"), "", 64}, test::quiet());
+  EXPECT_FALSE(std::filesystem::exists(left));
 }
 
 TEST(Codes, EncodeThenDecodeKeepsSourceNamesAndReproducesReconstructions) {

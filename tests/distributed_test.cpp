@@ -348,13 +348,25 @@ TEST(Launch, AHungRankMakesTheOthersFailWithinTheTimeout) {
   EXPECT_NE(log.find("rank 1 did not exit within --grace 3 s; killing it"), std::string::npos) << log;
 }
 
-TEST(Launch, ASignalStopsEveryRankAtTheSameStepWithOneCheckpoint) {
+TEST(Launch, ASignalStopsEveryRankAtTheSameStepWithOneCheckpointAndTheGroupResumesExactly) {
   test::TempDir dir;
-  const auto launcher = start_long_run(dir, "");
+  // No dead-code restarts: the straight run below has a short schedule, and restarts stop before
+  // a schedule's end, so with them the two runs would differ by design, not by a fault.
+  const std::string exact = " --dead-code-threshold 0";
+  const auto launcher = start_long_run(dir, exact);
   ::kill(launcher, SIGTERM);
   EXPECT_EQ(wait_at_most(launcher, 30), 130);  // the CLI's "interrupted" exit code
-  const auto run = load<VQVAEKind>(dir.file("run"), torch::kCPU);
-  EXPECT_GE(run.step, 3);
+  const auto stopped = load<VQVAEKind>(dir.file("run"), torch::kCPU);
+  EXPECT_GE(stopped.step, 3);
+  // The group resumes for two more steps and holds what one process trained straight to there.
+  const auto steps = std::to_string(stopped.step + 2);
+  expect_ok(test::run_vqvae2("launch --nproc 2 -- train-vqvae --resume --out " + dir.file("run") +
+                             " --quiet --threads 1 --steps " + steps));
+  expect_ok(test::run_vqvae2("train-vqvae --out " + dir.file("straight") + kTiny + exact + " --batch-size 16 --steps " +
+                             steps));
+  const auto resumed = load<VQVAEKind>(dir.file("run"), torch::kCPU);
+  EXPECT_EQ(resumed.step, stopped.step + 2);
+  expect_same_state(*load<VQVAEKind>(dir.file("straight"), torch::kCPU).model, *resumed.model, 2e-4);
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <string>
 
 namespace vqvae2 {
 namespace {
@@ -22,6 +25,18 @@ TEST(Files, AtomicWriteReplacesTheFileAndLeavesNoTemporary) {
     EXPECT_EQ(entry.path().filename(), "out.bin");
   }
   EXPECT_EQ(files, 1);
+}
+
+TEST(Files, TemporariesOfDeadProcessesAreSweptThoseOfLiveOnesKept) {
+  test::TempDir dir;
+  // No process has a pid above the kernel's limit (at most 2^22): a writer killed long ago.
+  const auto dead = dir.file("train.vq2.tmp.999999999.0");
+  const auto live = dir.file("train.vq2.tmp." + std::to_string(::getpid()) + ".3");
+  for (const auto& path : {dead, live, dir.file("train.vq2"), dir.file("notes.tmp")}) test::write_bytes(path, "x");
+  EXPECT_EQ(remove_stale_temporaries(dir.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  for (const auto& path : {live, dir.file("train.vq2"), dir.file("notes.tmp")}) EXPECT_TRUE(std::filesystem::exists(path)) << path;
+  EXPECT_EQ(remove_stale_temporaries(dir.file("no-such-folder")), 0);
 }
 
 TEST(Files, ErrorsNameTheFileAndTheReason) {

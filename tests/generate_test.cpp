@@ -1,7 +1,9 @@
 #include "vqvae2/stages/generate.h"
 
+#include "speech.h"
 #include "test_util.h"
 #include "vqvae2/data/code_store.h"
+#include "vqvae2/data/audio.h"
 #include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
@@ -106,6 +108,78 @@ TEST(Generate, Bf16SamplingGivesImagesAndCodesOfTheSameShapes) {
   EXPECT_FALSE(autocast_enabled(torch::kCPU));
   config.precision = Precision::kFP16;
   test::expect_error([&] { sample_images(config, test::quiet()); }, "fp16 needs a CUDA device");
+}
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+AudioSampleConfig audio_config_in(const test::TempDir& dir) {
+  const auto priors = test::untrained_audio_models(dir.path());
+  AudioSampleConfig config;
+  config.vqvae = dir.file("vqvae");
+  config.priors = {priors[1], priors[0]};  // any order
+  config.count = 3;
+  config.batch_size = 2;
+  config.out = dir.file("samples");
+  config.codes_out = dir.file("samples.vq2");
+  return config;
+}
+
+TEST(GenerateAudio, SamplesEveryClipWritesWavsSpectrogramsAndTheCodes) {
+  test::TempDir dir;
+  const auto config = audio_config_in(dir);
+  const auto result = sample_audio(config, test::quiet());
+  EXPECT_EQ(result.waveforms.sizes(), (std::vector<int64_t>{3, 2048}));
+  EXPECT_EQ(result.sample_rate, 16000);
+  EXPECT_DOUBLE_EQ(result.audio_seconds, 3 * 2048 / 16000.0);
+  ASSERT_EQ(result.codes.size(), 2u);
+  EXPECT_EQ(result.codes[0].sizes(), (std::vector<int64_t>{3, 128}));
+  EXPECT_EQ(result.codes[1].sizes(), (std::vector<int64_t>{3, 32}));
+  ASSERT_EQ(result.files.size(), 3u);
+  for (const auto& file : result.files) {
+    const auto wav = read_audio(file);
+    EXPECT_EQ(wav.sample_rate, 16000);
+    EXPECT_EQ(wav.samples.size(1), 2048);
+  }
+  EXPECT_EQ(probe_image(result.spectrograms).width, spectrogram_rows({result.waveforms}).size(2));
+  const auto store = read_code_store(config.codes_out);
+  EXPECT_TRUE(torch::equal(store.codes[0].squeeze(1), result.codes[0]));
+  EXPECT_EQ(store.meta.at("modality"), "audio");
+}
+
+TEST(GenerateAudio, CachedAndNaiveSamplersGiveTheSameCodesAndLengthsFollowTheFlag) {
+  test::TempDir dir;
+  auto config = audio_config_in(dir);
+  config.count = 2;
+  config.codes_out.clear();
+  const auto cached = sample_audio(config, test::quiet());
+  auto naive = config;
+  naive.naive = true;
+  naive.out = dir.file("naive");
+  const auto reference = sample_audio(naive, test::quiet());
+  for (size_t l = 0; l < cached.codes.size(); ++l) EXPECT_TRUE(torch::equal(cached.codes[l], reference.codes[l])) << l;
+  EXPECT_TRUE(torch::allclose(cached.waveforms, reference.waveforms, 1e-5, 1e-6));
+  auto longer = config;
+  longer.samples = 4096;
+  longer.out = dir.file("longer");
+  EXPECT_EQ(sample_audio(longer, test::quiet()).waveforms.size(1), 4096);
+  auto other = config;
+  other.seed = 9;
+  other.out = dir.file("other");
+  EXPECT_FALSE(torch::equal(sample_audio(other, test::quiet()).codes[1], cached.codes[1]));
+}
+
+TEST(GenerateAudio, WaveNetsMustBeOnePerLevel) {
+  test::TempDir dir;
+  const auto config = audio_config_in(dir);
+  auto only_top = config;
+  only_top.priors = {config.priors[0]};
+  test::expect_error([&] { sample_audio(only_top, test::quiet()); }, "no WaveNet given for level 0 (bottom)");
+  auto twice = config;
+  twice.priors = {config.priors[0], config.priors[0]};
+  test::expect_error([&] { sample_audio(twice, test::quiet()); }, "two WaveNets given for level 1");
+  auto bad = config;
+  bad.samples = -1;
+  test::expect_error([&] { sample_audio(bad, test::quiet()); }, "the sample length must be >= 0");
 }
 
 }  // namespace

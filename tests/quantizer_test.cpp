@@ -191,6 +191,132 @@ TEST_F(Quantizer, InitialisesTheCodebookFromTheFirstBatch) {
   EXPECT_LT(out.commitment_loss.item<double>(), 10.0);
 }
 
+TEST_F(Quantizer, ARestartedCodeHasTimeToWinBeforeItCountsAsDeadAgain) {
+  // Codes 1..7 are dead and restarted onto encoder outputs; then every batch lies exactly on code 0.
+  // A restart that left N_i at the threshold would be undone by the first empty batch and repeated
+  // at every step; at the mean count N_i takes hundreds of empty batches to fall below it.
+  auto o = options(8, 3, true);
+  o.dead_code_threshold = 1.0;
+  VectorQuantizerEMA quantizer(o);
+  torch::NoGradGuard no_grad;
+  auto e = const_cast<torch::Tensor&>(quantizer->codebook());
+  auto N = const_cast<torch::Tensor&>(quantizer->cluster_size());
+  e.fill_(100);
+  e[0].zero_();
+  N.fill_(0.5);
+  N[0] = 20.5;  // mean count 3
+  quantizer->train();
+  quantizer->forward(torch::randn({1, 3, 4, 4}) + 5);  // far from code 0: they pick restarted codes
+  ASSERT_EQ(quantizer->restarted_codes(), 7);
+  const auto restarted_at = quantizer->cluster_size().slice(0, 1).clone();
+  EXPECT_GT(restarted_at.min().item<float>(), 2.0f) << "restarted codes start near the threshold";
+  for (int step = 0; step < 50; ++step) {
+    const auto on_code_0 = quantizer->codebook()[0].clone().view({1, 3, 1, 1}).expand({1, 3, 4, 4}).contiguous();
+    quantizer->forward(on_code_0);
+  }
+  EXPECT_EQ(quantizer->restarted_codes(), 7) << "codes were restarted again after a few empty batches";
+}
+
+TEST_F(Quantizer, RestartsGoToTheVectorsTheCodebookServesWorst) {
+  // 14 vectors lie exactly on code 0; two lie far from every code. The three dead codes must go to
+  // those two (a uniform pick would land on the 14 well-served ones nearly every time).
+  auto o = options(4, 3, true);
+  o.dead_code_threshold = 1.0;
+  VectorQuantizerEMA quantizer(o);
+  torch::NoGradGuard no_grad;
+  auto e = const_cast<torch::Tensor&>(quantizer->codebook());
+  auto m = const_cast<torch::Tensor&>(quantizer->embed_sum());
+  auto N = const_cast<torch::Tensor&>(quantizer->cluster_size());
+  e.fill_(100);
+  e[0].zero_();
+  m.copy_(e);
+  N.fill_(0.5);
+  N[0] = 1000;  // code 0 barely moves
+  auto z_e = torch::zeros({1, 3, 4, 4});
+  z_e[0].select(1, 3).select(1, 2).fill_(5);
+  z_e[0].select(1, 3).select(1, 3).fill_(-5);
+  quantizer->train();
+  quantizer->forward(z_e);
+  ASSERT_EQ(quantizer->restarted_codes(), 3);
+  for (int64_t k = 1; k < 4; ++k) {
+    EXPECT_NEAR(quantizer->codebook()[k].abs().min().item<double>(), 5.0, 1e-4) << "code " << k;
+  }
+}
+
+TEST_F(Quantizer, InitialisationPicksDistinctEncoderOutputs) {
+  // 16 codes from 20 vectors: drawn with replacement, two codes would almost surely coincide (and one
+  // of them could never win a vector).
+  for (const bool ema : {true, false}) {
+    auto o = options(16, 2, ema);
+    o.init_from_data = true;
+    auto quantizer = make_quantizer(o);
+    quantizer->train();
+    quantizer->forward(torch::randn({1, 2, 4, 5}));
+    const auto codebook = quantizer->codebook().detach();
+    const auto distances = (codebook.unsqueeze(1) - codebook.unsqueeze(0)).pow(2).sum(2) + torch::eye(16) * 1e9;
+    EXPECT_GT(distances.min().item<double>(), 1e-12) << (ema ? "EMA" : "codebook loss");
+  }
+}
+
+TEST_F(Quantizer, RestartsCanBeTurnedOffForTheLastSteps) {
+  auto o = options(8, 3, false);
+  o.dead_code_threshold = 1.0;
+  VectorQuantizer quantizer(o);
+  quantizer->set_restarts_enabled(false);
+  {
+    torch::NoGradGuard no_grad;
+    quantizer->codebook().fill_(100);
+  }
+  quantizer->train();
+  quantizer->forward(torch::randn({1, 3, 4, 4}));
+  EXPECT_EQ(quantizer->restarted_codes(), 0);
+  quantizer->set_restarts_enabled(true);
+  quantizer->forward(torch::randn({1, 3, 4, 4}));
+  EXPECT_GT(quantizer->restarted_codes(), 0);
+}
+
+TEST_F(Quantizer, ABatchWithANaNLeavesEveryCodebookAlone) {
+  // The codebook-loss variant's codebook is a parameter, which a skipped batch's restore of the
+  // buffers would not put back: the forward pass itself must not write NaNs into it.
+  for (const bool ema : {true, false}) {
+    auto o = options(8, 3, ema);
+    o.init_from_data = true;
+    o.dead_code_threshold = 1.0;
+    auto quantizer = make_quantizer(o);
+    quantizer->train();
+    const auto before = quantizer->snapshot();
+    auto z_e = torch::randn({2, 3, 4, 4});
+    z_e[1][2][3][0] = std::numeric_limits<float>::quiet_NaN();
+    quantizer->forward(z_e);
+    const auto after = quantizer->snapshot();
+    ASSERT_EQ(before.tensors.size(), after.tensors.size());
+    for (size_t i = 0; i < before.tensors.size(); ++i) {
+      EXPECT_TRUE(torch::equal(before.tensors[i], after.tensors[i])) << (ema ? "EMA" : "codebook loss") << " tensor " << i;
+    }
+    // The next finite batch initialises the codebook as the first batch would have.
+    quantizer->forward(torch::randn({2, 3, 4, 4}) + 50);
+    EXPECT_GT(quantizer->codebook().min().item<float>(), 40.0f);
+  }
+}
+
+TEST_F(Quantizer, RestoreUndoesEverythingAForwardPassWrote) {
+  for (const bool ema : {true, false}) {
+    auto o = options(8, 3, ema);
+    o.init_from_data = true;
+    o.dead_code_threshold = 1.0;
+    auto quantizer = make_quantizer(o);
+    quantizer->train();
+    const auto codebook = quantizer->codebook().detach().clone();
+    const auto state = quantizer->snapshot();
+    quantizer->forward(torch::randn({2, 3, 4, 4}) + 10);  // initialises, updates, restarts
+    ASSERT_FALSE(torch::equal(codebook, quantizer->codebook().detach()));
+    quantizer->restore(state);
+    EXPECT_TRUE(torch::equal(codebook, quantizer->codebook().detach())) << (ema ? "EMA" : "codebook loss");
+    const auto again = quantizer->snapshot();
+    for (size_t i = 0; i < state.tensors.size(); ++i) EXPECT_TRUE(torch::equal(state.tensors[i], again.tensors[i]));
+  }
+}
+
 TEST_F(Quantizer, EmbedInvertsQuantisation) {
   VectorQuantizerEMA quantizer(options(32, 4, true));
   quantizer->eval();

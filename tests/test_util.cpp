@@ -2,6 +2,7 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/models/prior.h"
+#include "vqvae2/stages/presets.h"
 
 #include <cstdio>
 #include <cstdlib>

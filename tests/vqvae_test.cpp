@@ -136,5 +136,29 @@ TEST(VQVAE, RejectsImagesOfTheWrongShape) {
   EXPECT_THROW(model->decode_codes({torch::zeros({1, 16, 16}, torch::kLong)}), Error);
 }
 
+TEST(VQVAE, RestoringTheQuantizersUndoesATrainingForwardPass) {
+  // What a training loop that skips a batch must call: with the codebook-loss quantizer the
+  // codebooks are parameters, which restoring the buffers alone would leave as the batch left them.
+  for (const bool ema : {true, false}) {
+    torch::manual_seed(0);
+    auto options = narrow(16, {2, 2}, 1);
+    options.quantizer.ema = ema;
+    options.quantizer.dead_code_threshold = 1.0;
+    HierarchicalVQVAE model(options);
+    model->train();
+    std::vector<torch::Tensor> before;
+    for (const auto& t : model->parameters()) before.push_back(t.detach().clone());
+    for (const auto& t : model->buffers()) before.push_back(t.clone());
+    const auto states = model->snapshot_quantizers();
+    model->forward(torch::rand({2, 1, 16, 16}) * 2 - 1);
+    model->restore_quantizers(states);
+    std::vector<torch::Tensor> after;
+    for (const auto& t : model->parameters()) after.push_back(t.detach());
+    for (const auto& t : model->buffers()) after.push_back(t);
+    ASSERT_EQ(before.size(), after.size());
+    for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << (ema ? "EMA " : "loss ") << i;
+  }
+}
+
 }  // namespace
 }  // namespace vqvae2

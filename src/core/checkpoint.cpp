@@ -4,6 +4,7 @@
 #include "vqvae2/core/error.h"
 
 #include <cstring>
+#include <fstream>
 #include <sstream>
 
 namespace vqvae2 {
@@ -284,6 +285,37 @@ void load_adam(torch::optim::Adam& optimizer, const NamedTensors& tensors, const
       state[state_key(state, parameter)] = std::move(s);
     }
   }
+}
+
+std::string checkpoint_kind(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  VQVAE2_CHECK(in.good(), "cannot open '{}'", path);
+  // Magic, version and the metadata's size: the fixed part of the header.
+  std::vector<uint8_t> head(sizeof(kMagic) + sizeof(uint32_t) + sizeof(uint64_t));
+  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  VQVAE2_CHECK(head.size() >= sizeof(kMagic) && std::memcmp(head.data(), kMagic, sizeof(kMagic)) == 0,
+               "'{}' is not a vqvae2 checkpoint (wrong magic number)", path);
+  size_t at = sizeof(kMagic);
+  const auto version = take<uint32_t>(head, at, path);
+  VQVAE2_CHECK(version == kCheckpointVersion,
+               "'{}' is a version {} checkpoint; this vqvae2 reads version {} (use the vqvae2 that wrote it)", path,
+               version, kCheckpointVersion);
+  const auto meta_size = take<uint64_t>(head, at, path);
+  constexpr uint64_t kMaxMeta = uint64_t{1} << 30;
+  VQVAE2_CHECK(meta_size <= kMaxMeta, "'{}' is corrupted: its header promises {} bytes of metadata", path, meta_size);
+  std::string meta_text(meta_size, '\0');
+  in.read(meta_text.data(), static_cast<std::streamsize>(meta_size));
+  VQVAE2_CHECK(static_cast<uint64_t>(in.gcount()) == meta_size, "'{}' is truncated: the file ends inside its header", path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(meta_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("'{}' has unreadable metadata: {}", path, e.what());
+  }
+  VQVAE2_CHECK(meta.is_object() && meta.contains("kind") && meta["kind"].is_string(),
+               "'{}' names no model kind in its header; it was not written by vqvae2's training", path);
+  return meta["kind"].get<std::string>();
 }
 
 ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind) {

@@ -3,6 +3,7 @@
 #include "vqvae2/core/error.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <zlib.h>
 #include <unistd.h>
 
@@ -69,6 +70,21 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t size) {
     size -= chunk;
   }
   return static_cast<uint32_t>(value);
+}
+
+int64_t remove_stale_temporaries(const std::string& folder) {
+  std::error_code error;
+  int64_t removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    const auto name = entry.path().filename().string();
+    const auto at = name.find(".tmp.");
+    if (at == std::string::npos) continue;
+    const auto pid = std::atol(name.c_str() + at + 5);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      removed += std::filesystem::remove(entry.path(), error) ? 1 : 0;
+    }
+  }
+  return removed;
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {

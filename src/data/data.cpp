@@ -18,10 +18,15 @@ void DataOptions::validate() const {
   VQVAE2_CHECK(cache_mb >= 0, "cache size must be >= 0 MiB, got {}", cache_mb);
 }
 
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"};
+  return extensions;
+}
+
 namespace {
 
 bool has_image_extension(const fs::path& path) {
-  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga"};
+  const auto& extensions = image_extensions();
   auto extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
   return std::find(extensions.begin(), extensions.end(), extension) != extensions.end();
@@ -38,14 +43,27 @@ bool is_housekeeping(const fs::path& relative) {
   return stem.rfind("LICENSE", 0) == 0 || stem.rfind("LICENCE", 0) == 0 || stem.rfind("README", 0) == 0;
 }
 
-// FNV-1a, 64 bit: a stable hash of a name (std::hash is not stable across libraries).
-uint64_t fnv1a(const std::string& text, uint64_t seed) {
+}  // namespace
+
+uint64_t stable_hash(const std::string& text, uint64_t seed) {
   uint64_t hash = 0xcbf29ce484222325ull ^ (seed * 0x100000001b3ull);
   for (const unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
   return hash;
 }
 
-}  // namespace
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_by_name(const std::vector<std::string>& names,
+                                                                    double validation_fraction, uint64_t seed) {
+  std::vector<int64_t> train, validation;
+  const auto threshold = static_cast<uint64_t>(validation_fraction * 1'000'000);
+  for (size_t i = 0; i < names.size(); ++i) {
+    (stable_hash(names[i], seed) % 1'000'000 < threshold ? validation : train).push_back(static_cast<int64_t>(i));
+  }
+  if (validation_fraction > 0 && validation.empty() && train.size() > 1) {
+    validation.push_back(train.back());
+    train.pop_back();
+  }
+  return {train, validation};
+}
 
 std::shared_ptr<ImageDataset> ImageDataset::open(const DataOptions& options, const ImageFormat& format,
                                                  std::ostream* warnings) {
@@ -157,16 +175,9 @@ torch::Tensor ImageDataset::get(int64_t index) const {
 }
 
 std::pair<std::vector<int64_t>, std::vector<int64_t>> ImageDataset::split() const {
-  std::vector<int64_t> train, validation;
-  const auto threshold = static_cast<uint64_t>(options_.validation_fraction * 1'000'000);
-  for (int64_t i = 0; i < size(); ++i) {
-    (fnv1a(sources_[i].name, options_.split_seed) % 1'000'000 < threshold ? validation : train).push_back(i);
-  }
-  // A tiny folder could hash every image to one side: keep at least one image in each when possible.
-  if (options_.validation_fraction > 0 && validation.empty() && train.size() > 1) {
-    validation.push_back(train.back());
-    train.pop_back();
-  }
+  std::vector<std::string> names;
+  for (const auto& source : sources_) names.push_back(source.name);
+  auto [train, validation] = split_by_name(names, options_.validation_fraction, options_.split_seed);
   VQVAE2_CHECK(!train.empty(), "no images left for training after holding out {:.0f}% for validation",
                100 * options_.validation_fraction);
   return {train, validation};
@@ -191,12 +202,12 @@ torch::Tensor ImageDataset::spread(const std::vector<int64_t>& indices, int64_t 
 
 // ---- BatchLoader ----------------------------------------------------------------------------------
 
-BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices,
+BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, std::vector<int64_t> indices,
                          LoaderOptions options)
     : dataset_(std::move(dataset)), indices_(std::move(indices)), options_(options) {
   VQVAE2_CHECK(options_.batch_size >= 1, "batch size must be positive, got {}", options_.batch_size);
   VQVAE2_CHECK(!options_.drop_last || static_cast<int64_t>(indices_.size()) >= options_.batch_size,
-               "batch size {} is larger than the {} images available; lower --batch-size", options_.batch_size,
+               "batch size {} is larger than the {} items (images or clips) available; lower --batch-size", options_.batch_size,
                indices_.size());
   VQVAE2_CHECK(options_.shards >= 1 && options_.shard >= 0 && options_.shard < options_.shards,
                "shard {} of {} does not exist", options_.shard, options_.shards);

@@ -21,15 +21,16 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
   return torch::matmul(dropout(probabilities), v);  // [B, h, N, d]
 }
 
-CausalAttentionBlockImpl::CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout)
+CausalAttentionBlockImpl::CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout, bool weight_norm)
     : heads_(heads) {
   const auto key_channels = 2 * channels + 2, query_channels = channels + 2, width = channels / 2;
-  key_unit_ = register_module("key_unit", PointwiseGated(key_channels, channels, 0, dropout));
-  query_unit_ = register_module("query_unit", PointwiseGated(query_channels, channels, 0, dropout));
-  to_key_ = register_module("to_key", nn::Linear(key_channels, width));
-  to_value_ = register_module("to_value", nn::Linear(key_channels, width));
-  to_query_ = register_module("to_query", nn::Linear(query_channels, width));
-  out_unit_ = register_module("out_unit", PointwiseGated(channels, channels, width, dropout));
+  const bool wn = weight_norm;
+  key_unit_ = register_module("key_unit", PointwiseGated(key_channels, channels, 0, dropout, wn));
+  query_unit_ = register_module("query_unit", PointwiseGated(query_channels, channels, 0, dropout, wn));
+  to_key_ = register_module("to_key", WeightNormLinear(key_channels, width, wn));
+  to_value_ = register_module("to_value", WeightNormLinear(key_channels, width, wn));
+  to_query_ = register_module("to_query", WeightNormLinear(query_channels, width, wn));
+  out_unit_ = register_module("out_unit", PointwiseGated(channels, channels, width, dropout, wn));
   dropout_ = register_module("dropout", nn::Dropout(dropout));
 }
 

@@ -13,11 +13,12 @@ torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch:
   return fn(map.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // [B,C,H,W] -> [B,H,W,C] -> fn -> back
 }
 
-PointwiseGatedImpl::PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout)
-    : first_(register_module("first", nn::Linear(channels, hidden))),
-      second_(register_module("second", nn::Linear(hidden, 2 * channels))),
+PointwiseGatedImpl::PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout,
+                                       bool weight_norm)
+    : first_(register_module("first", WeightNormLinear(channels, hidden, weight_norm))),
+      second_(register_module("second", WeightNormLinear(hidden, 2 * channels, weight_norm))),
       dropout_(register_module("dropout", nn::Dropout(dropout))) {
-  if (aux_channels > 0) aux_ = register_module("aux", nn::Linear(aux_channels, hidden));
+  if (aux_channels > 0) aux_ = register_module("aux", WeightNormLinear(aux_channels, hidden, weight_norm));
 }
 
 torch::Tensor PointwiseGatedImpl::forward(const torch::Tensor& x, const torch::Tensor& aux) {

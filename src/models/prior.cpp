@@ -1,6 +1,7 @@
 #include "vqvae2/models/prior.h"
 
 #include "vqvae2/core/error.h"
+#include "vqvae2/models/attention.h"
 
 namespace vqvae2 {
 
@@ -13,28 +14,60 @@ void ConditioningStackOptions::validate() const {
                    res_blocks <= 256 && kernel >= 1 && kernel <= 63 && kernel % 2 == 1 && scale >= 1 && scale <= 64,
                "bad conditioning stack: K {}, channels {}, blocks {}, kernel {}, scale {}", codes, channels,
                res_blocks, kernel, scale);
+  VQVAE2_CHECK(upsample == "nearest" || upsample == "transposed",
+               "conditioning upsampling must be nearest or transposed, got '{}'", upsample);
+}
+
+torch::Tensor background_features(int64_t height, int64_t width, int64_t scale, const torch::TensorOptions& options) {
+  const auto rows = torch::arange(height, options.dtype(torch::kLong)).remainder(scale).view({height, 1});
+  const auto cols = torch::arange(width, options.dtype(torch::kLong)).remainder(scale).view({1, width});
+  const auto parity = torch::one_hot(rows * scale + cols, scale * scale).permute({2, 0, 1}).to(options.dtype());
+  return torch::cat({position_features(height, width, options), parity});  // [2 + s², H, W]
 }
 
 ConditioningStackImpl::ConditioningStackImpl(const ConditioningStackOptions& o) : options_(o) {
   o.validate();
+  const bool wn = o.weight_norm;
   embedding_ = register_module("embedding", nn::Embedding(o.codes, o.channels));
-  const auto conv = [&] {
-    return nn::Conv2d(nn::Conv2dOptions(o.channels, o.channels, o.kernel).padding(o.kernel / 2));
-  };
-  input_ = register_module("input", conv());
+  const auto square = [&] { return WeightNormConv2d(o.channels, o.channels, o.kernel, o.kernel, wn); };
+  input_ = register_module("input", square());
   for (int64_t b = 0; b < o.res_blocks; ++b) {
     const auto name = std::to_string(b);
-    blocks_.emplace_back(register_module("block" + name + "_conv1", conv()),
-                         register_module("block" + name + "_conv2", conv()));
+    blocks_.emplace_back(register_module("block" + name + "_conv1", square()),
+                         register_module("block" + name + "_conv2", square()));
+  }
+  if (o.upsample == "transposed") {
+    upsample_ = register_module("upsample", WeightNormConv2d(o.channels, o.channels * o.scale * o.scale, 1, 1, wn));
+  }
+  if (o.position) {
+    position_ = register_module(
+        "position", WeightNormConv2d(2 + o.scale * o.scale, o.channels, 1, 1, wn, /*bias=*/false));
   }
 }
 
+torch::Tensor ConditioningStackImpl::conv(WeightNormConv2d& layer, const torch::Tensor& x) const {
+  const auto p = options_.kernel / 2;
+  return layer(torch::constant_pad_nd(x, {p, p, p, p}));
+}
+
 torch::Tensor ConditioningStackImpl::forward(const torch::Tensor& codes) {
-  auto x = input_(embedding_(codes).permute({0, 3, 1, 2}));
-  for (auto& [conv1, conv2] : blocks_) x = x + conv2(torch::elu(conv1(torch::elu(x))));  // residual, non-causal
+  const auto s = options_.scale;
+  auto x = conv(input_, embedding_(codes).permute({0, 3, 1, 2}));
+  for (auto& [conv1, conv2] : blocks_) x = x + conv(conv2, torch::elu(conv(conv1, torch::elu(x))));  // residual, non-causal
   x = torch::elu(x);
-  // Nearest-neighbour upsampling: every code of the upper level covers scale × scale positions.
-  return x.repeat_interleave(options_.scale, 2).repeat_interleave(options_.scale, 3);
+  if (upsample_) {
+    // Stride-s transposed convolution with an s×s kernel: child (a, b) of every upper position gets
+    // W_ab · x + b_ab — a 1×1 convolution to C·s² channels rearranged depth-to-space.
+    x = torch::pixel_shuffle(upsample_(x), s);
+  } else {
+    // Nearest neighbour: every code of the upper level covers s × s positions alike.
+    x = x.repeat_interleave(s, 2).repeat_interleave(s, 3);
+  }
+  if (position_) {
+    const auto background = background_features(x.size(2), x.size(3), s, x.options());
+    x = x + position_(background.unsqueeze(0));  // [1, C, H, W], the same for every map of the batch
+  }
+  return x;
 }
 
 // ---- prior --------------------------------------------------------------------------------------
@@ -56,16 +89,41 @@ PriorImpl::PriorImpl(const PriorOptions& options) : options_(options) {
   if (options_.conditional) conditioning_ = register_module("conditioning", ConditioningStack(options_.condition));
 }
 
+namespace {
+
+// Throws unless every value of `codes` is in [0, K).
+void check_code_range(const torch::Tensor& codes, int64_t K, const char* what, int64_t level) {
+  VQVAE2_CHECK(codes.scalar_type() == torch::kLong, "the level-{} prior takes {} as int64, got {}", level, what,
+               c10::toString(codes.scalar_type()));
+  if (codes.numel() == 0) return;
+  const auto low = codes.min().item<int64_t>(), high = codes.max().item<int64_t>();
+  VQVAE2_CHECK(low >= 0 && high < K, "the level-{} prior takes {} in [0, {}), got values in [{}, {}]", level, what, K,
+               low, high);
+}
+
+}  // namespace
+
+void PriorImpl::check_condition(int64_t batch, const torch::Tensor& condition_codes) const {
+  if (!options_.conditional) {
+    VQVAE2_CHECK(!condition_codes.defined(), "the level-{} prior is unconditional: it takes no condition codes",
+                 options_.level);
+    return;
+  }
+  const auto s = options_.condition.scale;
+  VQVAE2_CHECK(condition_codes.defined() && condition_codes.dim() == 3 && condition_codes.size(0) == batch &&
+                   condition_codes.size(1) * s == options_.height && condition_codes.size(2) * s == options_.width,
+               "the level-{} prior is conditioned on level-{} codes [{}, {}, {}] (one map per sample), got {}",
+               options_.level, options_.level + 1, batch, options_.height / s, options_.width / s,
+               condition_codes.defined() ? shape_of(condition_codes.sizes()) : std::string("none"));
+  check_code_range(condition_codes, options_.condition.codes, "condition codes", options_.level);
+}
+
 void PriorImpl::check_inputs(const torch::Tensor& codes, const torch::Tensor& condition_codes) const {
   VQVAE2_CHECK(codes.dim() == 3 && codes.size(1) == options_.height && codes.size(2) == options_.width,
                "the level-{} prior expects codes [B, {}, {}], got {}", options_.level, options_.height,
                options_.width, shape_of(codes.sizes()));
-  if (!options_.conditional) return;
-  const auto s = options_.condition.scale;
-  VQVAE2_CHECK(condition_codes.defined() && condition_codes.dim() == 3 && condition_codes.size(0) == codes.size(0) &&
-                   condition_codes.size(1) * s == options_.height && condition_codes.size(2) * s == options_.width,
-               "the level-{} prior is conditioned on level-{} codes [B, {}, {}]", options_.level, options_.level + 1,
-               options_.height / s, options_.width / s);
+  check_code_range(codes, options_.stack.codes, "codes", options_.level);
+  check_condition(codes.size(0), condition_codes);
 }
 
 torch::Tensor PriorImpl::condition_features(const torch::Tensor& condition_codes) {
@@ -90,63 +148,16 @@ int64_t PriorImpl::forward_macs() const {
     const auto& name = item.key();
     if (item.value().dim() >= 2 && name.find("embedding") == std::string::npos) macs += n * item.value().numel();
   }
-  if (options_.stack.attention) macs += options_.stack.blocks * 2 * n * n * (options_.stack.channels / 2);
+  macs += options_.stack.attention_blocks() * 2 * n * n * (options_.stack.channels / 2);
   if (options_.conditional) {
     const auto upper = n / (options_.condition.scale * options_.condition.scale);
     for (const auto& item : conditioning_->named_parameters()) {
-      if (item.value().dim() == 4) macs += upper * item.value().numel();
+      // Every layer runs on the upper map, but the position projection on the conditioned one.
+      const bool fine = item.key().rfind("position", 0) == 0;
+      if (item.value().dim() == 4) macs += (fine ? n : upper) * item.value().numel();
     }
   }
   return macs;
-}
-
-// ---- presets ------------------------------------------------------------------------------------
-
-namespace {
-
-GatedPixelCNNOptions stack_options(int64_t codes, PriorSize size) {
-  GatedPixelCNNOptions o;  // the struct defaults are the reference widths
-  o.codes = codes;
-  if (size == PriorSize::kSmall) {
-    o.channels = 64;
-    o.res_channels = 64;
-    o.blocks = 2;
-    o.res_blocks = 2;
-    o.heads = 4;
-  }
-  return o;
-}
-
-}  // namespace
-
-PriorSize parse_prior_size(const std::string& name) {
-  if (name == "small") return PriorSize::kSmall;
-  if (name == "reference") return PriorSize::kReference;
-  fail("unknown prior size '{}': use small or reference", name);
-}
-
-PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size) {
-  PriorOptions o;
-  o.level = level;
-  o.height = height;
-  o.width = width;
-  o.stack = stack_options(codes, size);
-  o.stack.attention = true;
-  return o;
-}
-
-PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
-                                       int64_t condition_codes, int64_t scale, PriorSize size) {
-  auto o = top_prior_options(level, height, width, codes, size);
-  o.stack.attention = false;
-  o.conditional = true;
-  o.condition.codes = condition_codes;
-  o.condition.scale = scale;
-  if (size == PriorSize::kSmall) {
-    o.condition.channels = 64;
-    o.condition.res_blocks = 3;
-  }
-  return o;
 }
 
 }  // namespace vqvae2

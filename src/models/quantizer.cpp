@@ -28,6 +28,27 @@ torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_
   return z_e + (z_q - z_e).detach();
 }
 
+torch::Tensor pick_rows(int64_t rows, int64_t n, const torch::Device& device) {
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(device);
+  return rows >= n ? torch::randperm(rows, options).slice(0, 0, n) : torch::randint(rows, {n}, options);
+}
+
+torch::Tensor serving_error(const torch::Tensor& z, const torch::Tensor& codebook) {
+  torch::NoGradGuard no_grad;
+  return (z - codebook.index_select(0, nearest_codes(z, codebook))).pow(2).sum(1);
+}
+
+torch::Tensor pick_weighted(const torch::Tensor& weights, int64_t n) {
+  const auto positive = (weights > 0).sum().item<int64_t>();
+  if (positive == 0) return pick_rows(weights.size(0), n, weights.device());
+  // Without replacement while enough rows have a positive weight; the few beyond that repeat.
+  return torch::multinomial(weights, n, /*replacement=*/positive < n);
+}
+
+torch::Tensor pick_badly_served(const torch::Tensor& z, const torch::Tensor& codebook, int64_t n) {
+  return pick_weighted(serving_error(z, codebook), n);
+}
+
 torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes) {
   return torch::zeros({num_codes}, torch::TensorOptions().dtype(torch::kFloat).device(codes.device()))
       .index_add_(0, codes.reshape(-1), torch::ones({codes.numel()}, torch::TensorOptions().device(codes.device())));
@@ -83,18 +104,21 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e_in) {
   const auto z_e = z_e_in.to(torch::kFloat);
   const auto z = functional::flatten_channels_last(z_e);  // [N, D]
 
-  if (is_training() && options_.init_from_data && initialised_.item<float>() == 0) {
-    torch::NoGradGuard no_grad;
-    overwrite(torch::arange(options_.codes, torch::TensorOptions().dtype(torch::kLong).device(z.device())),
-              pick_vectors(z.detach(), options_.codes));
-    initialised_.fill_(1);
+  // A batch with a NaN or an infinity is one the training loop skips: it must not touch the codebook.
+  bool learn = is_training() && torch::isfinite(z).all().item<bool>();
+  if (is_training() && replicas_) {
+    // Replicas learn together or not at all: each step below is a collective every replica joins.
+    auto not_finite = torch::full({1}, learn ? 0.0 : 1.0, z.options().dtype(torch::kFloat));
+    replicas_->sum({not_finite});
+    learn = not_finite.item<float>() == 0;
   }
+  if (learn && options_.init_from_data && initialised_.item<float>() == 0) initialise_from(z.detach());
 
   const auto codes = functional::nearest_codes(z.detach(), codebook());  // [N]
   const auto e_k = codebook().index_select(0, codes);                      // [N, D]
   auto counts = functional::code_counts(codes, options_.codes);            // [K]
   torch::Tensor sums;                                                      // [K, D] Σ_j z_ij, EMA only
-  if (is_training()) {
+  if (learn) {
     torch::NoGradGuard no_grad;
     if (options_.ema) sums = torch::zeros({options_.codes, options_.dim}, z.options()).index_add_(0, codes, z.detach());
     // Replicas: the statistics of the whole batch, so every replica takes the same EMA step.
@@ -109,12 +133,28 @@ QuantizerOutput QuantizerImpl::forward(const torch::Tensor& z_e_in) {
   out.perplexity = functional::perplexity(counts);
   out.usage = (counts > 0).sum().to(torch::kFloat) / static_cast<double>(options_.codes);
 
-  if (is_training()) {
+  if (learn) {
     torch::NoGradGuard no_grad;
     update(counts, sums);
-    if (options_.dead_code_threshold > 0) restart_dead_codes(z.detach());
+    if (options_.dead_code_threshold > 0 && restarts_enabled_) restart_dead_codes(z.detach());
   }
   return out;
+}
+
+QuantizerImpl::State QuantizerImpl::snapshot() const {
+  State state;
+  for (const auto& p : parameters()) state.tensors.push_back(p.detach().clone());
+  for (const auto& b : buffers()) state.tensors.push_back(b.clone());
+  return state;
+}
+
+void QuantizerImpl::restore(const State& state) {
+  torch::NoGradGuard no_grad;
+  auto tensors = parameters();
+  for (const auto& b : buffers()) tensors.push_back(b);
+  VQVAE2_CHECK(tensors.size() == state.tensors.size(), "quantizer snapshot of {} tensors restored into {}",
+               state.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(state.tensors[i]);
 }
 
 torch::Tensor QuantizerImpl::embed(const torch::Tensor& codes) const {
@@ -126,29 +166,56 @@ torch::Tensor QuantizerImpl::embed(const torch::Tensor& codes) const {
   return functional::unflatten_channels_last(e, {codes.size(0), options_.dim, codes.size(1), codes.size(2)});
 }
 
+void QuantizerImpl::initialise_from(const torch::Tensor& z) {
+  // e = K distinct encoder outputs of the first batch (drawn with replacement only when the batch has
+  // fewer than K vectors): two equal codes tie in every nearest-code contest, and only one can win.
+  // N_i = 1, so the EMA codebook follows the encoder quickly in the first steps.
+  torch::NoGradGuard no_grad;
+  const auto K = options_.codes;
+  const auto picks = functional::pick_rows(z.size(0) * replica_count(), K, z.device());
+  overwrite(torch::arange(K, picks.options()), rows_of_whole_batch(z, picks),
+            std::max(options_.dead_code_threshold, 1.0));
+  initialised_.fill_(1);
+}
+
 void QuantizerImpl::restart_dead_codes(const torch::Tensor& z) {
   // A code whose EMA count N_i has fallen below the threshold receives (almost) no vectors: move it
-  // onto a random encoder output of this batch, where it will be used. Its N_i restarts at the
-  // threshold; unused again, it is restarted again at the next step.
+  // onto an encoder output of this batch the codebook serves badly — drawn with probability ∝ its
+  // squared distance to its nearest code, as k-means++ seeds clusters — where it will be used.
+  // Its N_i restarts at the mean count Σ_k N_k / K, not at the threshold: unused, it then has
+  // ln(mean / threshold) / -ln γ steps (hundreds) to win vectors before it counts as dead again,
+  // where a restart at the threshold would be undone one empty batch later and repeated every step.
   const auto dead = (cluster_size_ < options_.dead_code_threshold).nonzero().reshape(-1);
   const auto n_dead = dead.numel();
   if (n_dead == 0) return;
-  overwrite(dead, pick_vectors(z, n_dead));
+  // Over replicas, N_i (hence `dead`) is the same everywhere; the errors are those of the whole batch.
+  const auto picks = functional::pick_weighted(whole_batch(functional::serving_error(z, codebook())), n_dead);
+  const double mean = cluster_size_.mean().item<double>();
+  overwrite(dead, rows_of_whole_batch(z, picks), std::max(mean, options_.dead_code_threshold));
   restarts_.add_(n_dead);
 }
 
-torch::Tensor QuantizerImpl::pick_vectors(const torch::Tensor& z, int64_t count) {
-  // Replicas: the whole batch is [z of replica 0; z of replica 1; ...]. Replica 0 draws the rows (its
-  // random stream is the one a single process would use), each replica fills in the rows it holds,
-  // and a sum gives every replica the same vectors a single process would have picked.
-  const auto n = z.size(0);
-  const auto replicas = replicas_ ? replicas_->replicas : 1;
-  auto picks = torch::randint(n * replicas, {count}, torch::TensorOptions().dtype(torch::kLong).device(z.device()));
-  if (replicas == 1) return z.index_select(0, picks);
+torch::Tensor QuantizerImpl::whole_batch(const torch::Tensor& local) const {
+  if (!replicas_) return local;
+  const auto n = local.size(0);
+  auto sizes = local.sizes().vec();
+  sizes[0] = n * replicas_->replicas;
+  auto whole = torch::zeros(sizes, local.options());
+  whole.narrow(0, replicas_->rank * n, n).copy_(local);
+  replicas_->sum({whole});
+  return whole;
+}
+
+torch::Tensor QuantizerImpl::rows_of_whole_batch(const torch::Tensor& z, torch::Tensor picks) const {
+  // Replica 0 drew the rows (its random stream is the one a single process would use); each
+  // replica fills in the rows it holds, and a sum gives every replica the same vectors a single
+  // process would have picked.
+  if (!replicas_) return z.index_select(0, picks);
   replicas_->broadcast({picks});
+  const auto n = z.size(0);
   const auto local = picks - replicas_->rank * n;
   const auto mine = ((local >= 0) & (local < n)).nonzero().reshape(-1);
-  auto values = torch::zeros({count, z.size(1)}, z.options());
+  auto values = torch::zeros({picks.size(0), z.size(1)}, z.options());
   values.index_copy_(0, mine, z.index_select(0, local.index_select(0, mine)));
   replicas_->sum({values});
   return values;
@@ -173,10 +240,10 @@ void VectorQuantizerImpl::update(const torch::Tensor& counts, const torch::Tenso
   cluster_size_.mul_(options_.decay).add_(counts, 1 - options_.decay);
 }
 
-void VectorQuantizerImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
+void VectorQuantizerImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) {
   torch::NoGradGuard no_grad;
   codebook_.index_copy_(0, which, values);
-  cluster_size_.index_fill_(0, which, std::max(options_.dead_code_threshold, 1.0));
+  cluster_size_.index_fill_(0, which, count);
 }
 
 torch::Tensor VectorQuantizerImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const {
@@ -194,12 +261,11 @@ void VectorQuantizerEMAImpl::update(const torch::Tensor& counts, const torch::Te
   functional::ema_update(cluster_size_, embed_sum_, codebook_, counts, sums, options_.decay, options_.epsilon);
 }
 
-void VectorQuantizerEMAImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values) {
-  // Keep e_i = m_i / N_i consistent: N_i = n0, m_i = n0 * value.
-  const double n0 = std::max(options_.dead_code_threshold, 1.0);
+void VectorQuantizerEMAImpl::overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) {
+  // Keep e_i = m_i / N_i consistent: N_i = count, m_i = count · value.
   codebook_.index_copy_(0, which, values);
-  embed_sum_.index_copy_(0, which, values * n0);
-  cluster_size_.index_fill_(0, which, n0);
+  embed_sum_.index_copy_(0, which, values * count);
+  cluster_size_.index_fill_(0, which, count);
 }
 
 torch::Tensor VectorQuantizerEMAImpl::codebook_loss(const torch::Tensor& z, const torch::Tensor&) const {

@@ -37,29 +37,44 @@ torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& unifo
   return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(K - 1);
 }
 
-namespace {
-
-// [H·W, B] uniforms from their own generator: the same numbers for both samplers and any device.
-torch::Tensor draw_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
+torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
   return torch::rand({positions, batch}, generator, torch::TensorOptions().dtype(torch::kFloat));
 }
 
-// What both samplers start from: eval mode, the uniforms, an all-zero code map on the prior's device.
+namespace {
+
+// Puts a module in eval mode for as long as it lives, then back in the mode it found it in.
+class EvalMode {
+ public:
+  explicit EvalMode(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) { module.eval(); }
+  ~EvalMode() { module_.train(was_training_); }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+// What both samplers start from: checked inputs, the uniforms, an all-zero code map and the
+// condition codes on the prior's device.
 struct Start {
   int64_t height, width;
   torch::Device device;
-  torch::Tensor uniforms, codes;
+  torch::Tensor uniforms, codes, condition;
 };
 
-Start start(Prior& prior, int64_t batch, const SamplingOptions& options, uint64_t seed) {
+Start start(Prior& prior, int64_t batch, const torch::Tensor& condition_codes, const SamplingOptions& options,
+            uint64_t seed) {
   options.validate();
   VQVAE2_CHECK(batch >= 1, "the sampling batch must be positive, got {}", batch);
-  prior->eval();
+  prior->check_condition(batch, condition_codes);
   const auto H = prior->options().height, W = prior->options().width;
   const auto device = prior->parameters().front().device();
-  return {H, W, device, draw_uniforms(H * W, batch, seed),
-          torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device))};
+  return {H, W, device, sampling_uniforms(H * W, batch, seed),
+          torch::zeros({batch, H, W}, torch::TensorOptions().dtype(torch::kLong).device(device)),
+          condition_codes.defined() ? condition_codes.to(device) : condition_codes};
 }
 
 }  // namespace
@@ -67,8 +82,8 @@ Start start(Prior& prior, int64_t batch, const SamplingOptions& options, uint64_
 torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer) {
   torch::InferenceMode inference;
-  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
-  const auto condition = condition_codes.defined() ? condition_codes.to(device) : condition_codes;
+  EvalMode eval(*prior);
+  auto [H, W, device, uniforms, codes, condition] = start(prior, batch, condition_codes, options, seed);
   for (int64_t i = 0; i < H; ++i) {
     for (int64_t j = 0; j < W; ++j) {
       // The whole map through the whole network, for one position's logits.
@@ -84,11 +99,10 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
                             const SamplingOptions& options, uint64_t seed, const StepObserver& observer,
                             const RowProgress& progress) {
   torch::InferenceMode inference;
-  auto [H, W, device, uniforms, codes] = start(prior, batch, options, seed);
-  const auto condition = prior->options().conditional ? prior->condition_features(condition_codes.to(device))
-                                                      : torch::Tensor();
+  EvalMode eval(*prior);
+  auto [H, W, device, uniforms, codes, condition] = start(prior, batch, condition_codes, options, seed);
   auto& stack = prior->stack();
-  auto state = stack.begin(batch, H, W, condition);
+  auto state = stack.begin(batch, H, W, prior->condition_features(condition));
   for (int64_t i = 0; i < H; ++i) {
     stack.begin_row(state, i);
     for (int64_t j = 0; j < W; ++j) {
@@ -137,7 +151,7 @@ HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& p
   const auto start = std::chrono::steady_clock::now();
   {
     torch::InferenceMode inference;
-    vqvae->eval();
+    EvalMode eval(*vqvae);
     result.images = vqvae->decode_codes(result.codes);
   }
   result.seconds[L] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -277,4 +277,20 @@ int64_t HierarchicalVQVAEImpl::forward_macs() const {
   return macs + decoder_->macs(options_.latent_size(0), options_.latent_size(0));
 }
 
+std::vector<QuantizerImpl::State> HierarchicalVQVAEImpl::snapshot_quantizers() const {
+  std::vector<QuantizerImpl::State> states;
+  for (const auto& q : quantizers_) states.push_back(q->snapshot());
+  return states;
+}
+
+void HierarchicalVQVAEImpl::restore_quantizers(const std::vector<QuantizerImpl::State>& states) {
+  VQVAE2_CHECK(states.size() == quantizers_.size(), "{} quantizer snapshots for {} levels", states.size(),
+               quantizers_.size());
+  for (size_t l = 0; l < states.size(); ++l) quantizers_[l]->restore(states[l]);
+}
+
+void HierarchicalVQVAEImpl::set_dead_code_restarts(bool enabled) {
+  for (auto& q : quantizers_) q->set_restarts_enabled(enabled);
+}
+
 }  // namespace vqvae2

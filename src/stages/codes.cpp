@@ -2,6 +2,7 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
+#include "vqvae2/core/files.h"
 #include "vqvae2/core/progress.h"
 #include "vqvae2/data/image.h"
 
@@ -18,6 +19,12 @@ std::vector<CodeLevel> code_levels(const VQVAEOptions& options) {
   for (int64_t l = 0; l < options.levels(); ++l) {
     levels.push_back({options.latent_size(l), options.latent_size(l), options.codes_at(l)});
   }
+  return levels;
+}
+
+std::vector<CodeLevel> code_levels(const AudioVQVAEOptions& options) {
+  std::vector<CodeLevel> levels;
+  for (int64_t l = 0; l < options.levels(); ++l) levels.push_back({1, options.latent_length(l), options.codes_at(l)});
   return levels;
 }
 
@@ -43,6 +50,7 @@ int64_t encode_images(HierarchicalVQVAE& model, const std::shared_ptr<ImageDatas
 }
 
 ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& settings) {
+  if (vqvae_modality(config.checkpoint) == Modality::kAudio) return extract_audio_codes(config, settings);
   const auto device = parse_device(settings.device);
   auto vqvae = load<VQVAEKind>(config.checkpoint, device);
   const auto out = config.out.empty() ? (fs::path(vqvae.checkpoint).parent_path() / "codes").string() : config.out;
@@ -51,6 +59,7 @@ ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& sett
   std::error_code error;
   fs::create_directories(out, error);
   VQVAE2_CHECK(!error, "cannot create '{}': {}", out, error.message());
+  remove_stale_temporaries(out);  // of an earlier extraction killed mid-write
 
   ExtractResult result;
   result.train_path = (fs::path(out) / "train.vq2").string();
@@ -66,6 +75,51 @@ ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& sett
                                  {"channels", model.channels}};
     *count = encode_images(vqvae.model, dataset, *indices, *path, meta, config.batch_size,
                            std::string("extract ") + split, settings);
+  }
+  return result;
+}
+
+ExtractResult extract_audio_codes(const ExtractConfig& config, const RunSettings& settings) {
+  VQVAE2_CHECK(config.batch_size >= 1, "batch size must be positive, got {}", config.batch_size);
+  const auto device = parse_device(settings.device);
+  auto vqvae = load<AudioVQVAEKind>(config.checkpoint, device);
+  const auto out = config.out.empty() ? (fs::path(vqvae.checkpoint).parent_path() / "codes").string() : config.out;
+  const auto dataset = AudioDataset::open(vqvae.config.data, settings.log);
+  const auto [train, validation] = dataset->split();
+  std::error_code error;
+  fs::create_directories(out, error);
+  VQVAE2_CHECK(!error, "cannot create '{}': {}", out, error.message());
+  remove_stale_temporaries(out);  // of an earlier extraction killed mid-write
+
+  ExtractResult result;
+  result.train_path = (fs::path(out) / "train.vq2").string();
+  result.validation_path = (fs::path(out) / "val.vq2").string();
+  const auto& model = vqvae.config.model;
+  torch::NoGradGuard no_grad;
+  for (const auto& [split, indices, path, count] :
+       {std::tuple{"train", &train, &result.train_path, &result.train_count},
+        std::tuple{"val", &validation, &result.validation_path, &result.validation_count}}) {
+    const nlohmann::json meta = {{"split", split},
+                                 {"modality", "audio"},
+                                 {"vqvae_checkpoint", vqvae.checkpoint},
+                                 {"vqvae_step", vqvae.step},
+                                 {"sample_rate", model.sample_rate},
+                                 {"clip_length", model.clip_length}};
+    CodeStoreWriter writer(*path, code_levels(model), meta);
+    BatchLoader loader(dataset, *indices,
+                       {config.batch_size, /*shuffle=*/false, /*drop_last=*/false, 0, settings.loader_prefetch});
+    ProgressBar bar(std::string("extract ") + split, loader.batches_per_epoch(), 0, settings.log, !settings.quiet);
+    loader.start(0);
+    int64_t done = 0;
+    while (auto batch = loader.next()) {
+      auto codes = vqvae.model->encode(batch->images.to(device));  // per level [B, T_l]
+      for (auto& c : codes) c = c.unsqueeze(1);                    // one-row maps [B, 1, T_l]
+      writer.append(codes);
+      bar.update(++done);
+    }
+    writer.close();
+    bar.finish();
+    *count = writer.count();
   }
   return result;
 }

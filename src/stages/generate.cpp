@@ -3,11 +3,13 @@
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 #include "vqvae2/core/progress.h"
+#include "vqvae2/data/audio.h"
 #include "vqvae2/data/code_store.h"
 #include "vqvae2/data/image.h"
 #include "vqvae2/stages/codes.h"
 
 #include <chrono>
+#include <filesystem>
 
 namespace vqvae2 {
 
@@ -95,6 +97,89 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
   if (!config.codes_out.empty()) {
     CodeStoreWriter writer(config.codes_out, code_levels(vqvae.config.model), {{"sampled", true}, {"seed", config.seed}});
     writer.append(result.codes);
+    writer.close();
+  }
+  return result;
+}
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+void AudioSampleConfig::validate() const {
+  VQVAE2_CHECK(count >= 1, "the number of samples must be positive, got {}", count);
+  VQVAE2_CHECK(batch_size >= 1, "the sampling batch size must be positive, got {}", batch_size);
+  VQVAE2_CHECK(samples >= 0, "the sample length must be >= 0 audio samples (0 = the clip length), got {}", samples);
+  sampling.validate();
+}
+
+std::vector<WaveNet> wavenets_by_level(const std::vector<TrainedWaveNet>& priors, const std::vector<std::string>& paths,
+                                       int64_t levels) {
+  std::vector<WaveNet> by_level(levels, WaveNet(nullptr));
+  for (size_t i = 0; i < priors.size(); ++i) {
+    const auto level = priors[i].config.model.level;
+    VQVAE2_CHECK(level < levels, "'{}' is a WaveNet for level {}, but the audio VQ-VAE has {} levels", paths[i], level,
+                 levels);
+    VQVAE2_CHECK(!by_level[level], "two WaveNets given for level {}", level);
+    by_level[level] = priors[i].model;
+  }
+  for (int64_t l = 0; l < levels; ++l) {
+    VQVAE2_CHECK(by_level[l], "no WaveNet given for level {} ({}); give one prior run folder per level", l,
+                 l == levels - 1 ? "top" : (l == 0 ? "bottom" : "middle"));
+  }
+  return by_level;
+}
+
+AudioSampleResult sample_audio(const AudioSampleConfig& config, const RunSettings& settings) {
+  namespace fs = std::filesystem;
+  config.validate();
+  const auto device = parse_device(settings.device);
+  auto vqvae = load<AudioVQVAEKind>(config.vqvae, device);
+  const auto& model = vqvae.config.model;
+  const auto levels = model.levels();
+  std::vector<TrainedWaveNet> loaded;
+  for (const auto& path : config.priors) loaded.push_back(load<WaveNetKind>(path, device));
+  auto priors = wavenets_by_level(loaded, config.priors, levels);
+  const auto samples = config.samples > 0 ? config.samples : model.clip_length;
+
+  std::vector<torch::Tensor> waveforms;
+  std::vector<std::vector<torch::Tensor>> codes(levels);
+  AudioSampleResult result;
+  result.sample_rate = model.sample_rate;
+  ProgressBar bar(config.naive ? "sample (naive)" : "sample", config.count, 0, settings.log, !settings.quiet);
+  for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
+    const auto batch = std::min(config.batch_size, config.count - begin);
+    const auto sample = sample_audio_hierarchy(vqvae.model, priors, batch, samples, config.sampling, config.seed + begin,
+                                               config.naive, [&](int64_t level, int64_t done, int64_t length) {
+                                                 bar.update(begin, fmt::format("level {} code {}/{}", level, done, length));
+                                               });
+    for (const auto s : sample.seconds) result.seconds += s;
+    waveforms.push_back(sample.waveforms.squeeze(1).to(torch::kCPU));
+    for (int64_t l = 0; l < levels; ++l) codes[l].push_back(sample.codes[l].to(torch::kCPU));
+    bar.update(begin + batch);
+  }
+  bar.finish();
+  result.waveforms = torch::cat(waveforms);
+  for (auto& c : codes) result.codes.push_back(torch::cat(c));
+  result.audio_seconds =
+      static_cast<double>(config.count * result.waveforms.size(1)) / static_cast<double>(model.sample_rate);
+
+  std::error_code error;
+  fs::create_directories(config.out, error);
+  VQVAE2_CHECK(!error, "cannot create '{}': {}", config.out, error.message());
+  for (int64_t i = 0; i < config.count; ++i) {
+    result.files.push_back((fs::path(config.out) / fmt::format("sample-{:02d}.wav", i)).string());
+    save_wav(result.files.back(), result.waveforms[i], model.sample_rate);
+  }
+  result.spectrograms = (fs::path(config.out) / "spectrograms.png").string();
+  save_png(result.spectrograms, spectrogram_rows({result.waveforms}));
+  if (!config.codes_out.empty()) {
+    std::vector<torch::Tensor> rows;
+    for (const auto& c : result.codes) rows.push_back(c.unsqueeze(1));  // one-row maps [count, 1, T_l]
+    auto levels_stored = code_levels(model);
+    for (int64_t l = 0; l < levels; ++l) levels_stored[l].width = result.codes[l].size(1);
+    CodeStoreWriter writer(config.codes_out, levels_stored,
+                           {{"sampled", true}, {"seed", config.seed}, {"modality", "audio"},
+                            {"sample_rate", model.sample_rate}, {"clip_length", samples}});
+    writer.append(rows);
     writer.close();
   }
   return result;

@@ -75,6 +75,55 @@ TrainVAEConfig vae_preset(const std::string& name) {
 
 bool top_prior_attention_for_preset(const std::string& preset) { return preset != "vqvae1"; }
 
+// ---- priors ----------------------------------------------------------------------------------------
+
+namespace {
+
+GatedPixelCNNOptions stack_options(int64_t codes, PriorSize size) {
+  GatedPixelCNNOptions o;  // the struct defaults are the reference widths
+  o.codes = codes;
+  if (size == PriorSize::kSmall) {
+    o.channels = 64;
+    o.res_channels = 64;
+    o.blocks = 2;
+    o.res_blocks = 2;
+    o.heads = 4;
+  }
+  return o;
+}
+
+}  // namespace
+
+PriorSize parse_prior_size(const std::string& name) {
+  if (name == "small") return PriorSize::kSmall;
+  if (name == "reference") return PriorSize::kReference;
+  fail("unknown prior size '{}': use small or reference", name);
+}
+
+PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size) {
+  PriorOptions o;
+  o.level = level;
+  o.height = height;
+  o.width = width;
+  o.stack = stack_options(codes, size);
+  o.stack.attention = true;
+  return o;
+}
+
+PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
+                                       int64_t condition_codes, int64_t scale, PriorSize size) {
+  auto o = top_prior_options(level, height, width, codes, size);
+  o.stack.attention = false;
+  o.conditional = true;
+  o.condition.codes = condition_codes;
+  o.condition.scale = scale;
+  if (size == PriorSize::kSmall) {
+    o.condition.channels = 64;
+    o.condition.res_blocks = 3;
+  }
+  return o;
+}
+
 TrainSchedule prior_schedule(PriorSize size) {
   TrainSchedule s;
   if (size == PriorSize::kSmall) {
@@ -92,6 +141,54 @@ TrainSchedule prior_schedule(PriorSize size) {
 
 PriorSize prior_size_for_preset(const std::string& preset) {
   return preset == "mnist" || preset == "vqvae1" ? PriorSize::kSmall : PriorSize::kReference;
+}
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+std::vector<std::string> audio_preset_names() { return {"speech", "reference"}; }
+
+std::string resolve_audio_preset(const std::string& name) { return name == "auto" ? "speech" : name; }
+
+TrainAudioVQVAEConfig audio_vqvae_preset(const std::string& name) {
+  TrainAudioVQVAEConfig config;  // the struct defaults are the reference model
+  if (name == "reference") {
+    config.train.batch_size = 16;
+    config.train.epochs = 50;
+  } else if (name == "speech") {
+    config.model.clip_length = 8192;  // 0.512 s: one clip per spoken word
+    config.model.hidden = 64;
+    config.model.res_channels = 32;
+    config.model.codes = {256};
+    config.model.code_dims = {32};
+    config.train.batch_size = 16;
+    config.train.epochs = 3;
+    config.train.learning_rate = 1e-3;
+    config.train.checkpoint_every = 200;
+    config.train.grid_images = 8;
+  } else {
+    fail("unknown audio preset '{}'; choose one of {}", name, fmt::join(audio_preset_names(), ", "));
+  }
+  config.data.sample_rate = config.model.sample_rate;
+  config.data.clip_length = config.model.clip_length;
+  return config;
+}
+
+WaveNetSize wavenet_size(PriorSize size) { return size == PriorSize::kSmall ? WaveNetSize::kSmall : WaveNetSize::kReference; }
+
+TrainSchedule wavenet_schedule(PriorSize size) {
+  TrainSchedule s;
+  s.grid_images = 4;
+  if (size == PriorSize::kSmall) {
+    s.batch_size = 16;
+    s.epochs = 3;
+    s.learning_rate = 1e-3;
+    s.checkpoint_every = 200;
+  } else {
+    s.batch_size = 16;
+    s.epochs = 20;
+    s.learning_rate = 3e-4;
+  }
+  return s;
 }
 
 }  // namespace vqvae2

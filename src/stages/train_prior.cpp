@@ -40,6 +40,8 @@ int64_t parse_level(const std::string& level, int64_t levels) {
 
 TrainPriorConfig prior_config_for(const PriorCodes& codes, int64_t level, PriorSize size) {
   const auto& store = codes.train;
+  VQVAE2_CHECK(store.meta.value("modality", std::string()) != "audio",
+               "'{}' holds the codes of an audio VQ-VAE; their priors are WaveNets (wavenet_config_for)", codes.folder);
   const auto levels = static_cast<int64_t>(store.levels.size());
   VQVAE2_CHECK(level >= 0 && level < levels, "level {} does not exist: the code store has levels 0..{}", level,
                levels - 1);

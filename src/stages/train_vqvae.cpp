@@ -41,7 +41,7 @@ class VQVAETask : public ModelTask {
     auto batch = train_loader_.next();
     if (!batch) return false;
     model_->train();
-    if (config_.train.on_nan == NanPolicy::kSkip) snapshot_quantizers();
+    if (config_.train.on_nan == NanPolicy::kSkip) snapshot_ = model_->snapshot_quantizers();
     const auto x = to_model_range(batch->images).to(device_);
     const auto autocast = this->autocast();
     const auto out = model_->forward(x);
@@ -60,9 +60,7 @@ class VQVAETask : public ModelTask {
 
   void discard() override {
     ModelTask::discard();
-    torch::NoGradGuard no_grad;
-    auto state = quantizer_state();
-    for (size_t i = 0; i < snapshot_.size(); ++i) state[i].copy_(snapshot_[i]);
+    if (!snapshot_.empty()) model_->restore_quantizers(snapshot_);
   }
 
   nlohmann::json evaluate() override {
@@ -80,22 +78,6 @@ class VQVAETask : public ModelTask {
   }
 
  private:
-  // What a forward pass in training mode writes besides activations: the quantizers' statistics,
-  // restart counters and codebooks (buffers of the EMA variant; a parameter of the codebook-loss
-  // variant, which data initialisation and dead-code restarts overwrite).
-  std::vector<torch::Tensor> quantizer_state() {
-    std::vector<torch::Tensor> state;
-    for (int64_t l = 0; l < model_->options().levels(); ++l) {
-      for (const auto& p : model_->quantizer(l).parameters()) state.push_back(p);
-      for (const auto& b : model_->quantizer(l).buffers()) state.push_back(b);
-    }
-    return state;
-  }
-  void snapshot_quantizers() {
-    snapshot_.clear();
-    for (const auto& t : quantizer_state()) snapshot_.push_back(t.detach().clone());
-  }
-
   TrainVQVAEConfig config_;
   HierarchicalVQVAE model_;
   torch::Device device_;
@@ -103,7 +85,7 @@ class VQVAETask : public ModelTask {
   RunFolder run_;
   std::shared_ptr<DistributedGroup> group_;
   torch::Tensor grid_;
-  std::vector<torch::Tensor> snapshot_;  // quantizer state before the last forward pass (skip mode)
+  std::vector<QuantizerImpl::State> snapshot_;  // quantizers before the last forward pass (skip mode)
 };
 
 }  // namespace

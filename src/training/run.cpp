@@ -18,17 +18,8 @@ RunFolder::RunFolder(std::string root) : root_(std::move(root)) {
   std::error_code error;
   std::filesystem::create_directories(std::filesystem::path(root_) / "grids", error);
   VQVAE2_CHECK(!error, "cannot create run folder '{}': {}", root_, error.message());
-  for (const auto& folder : {std::filesystem::path(root_), std::filesystem::path(root_) / "grids"}) {
-    for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
-      const auto name = entry.path().filename().string();
-      const auto at = name.find(".tmp.");
-      if (at == std::string::npos) continue;
-      const auto pid = std::atol(name.c_str() + at + 5);
-      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-        std::filesystem::remove(entry.path(), error);
-      }
-    }
-  }
+  remove_stale_temporaries(root_);
+  remove_stale_temporaries((std::filesystem::path(root_) / "grids").string());
 }
 
 std::string RunFolder::file(const std::string& name) const { return (std::filesystem::path(root_) / name).string(); }

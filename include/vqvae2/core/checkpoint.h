@@ -92,6 +92,10 @@ struct ModelCheckpoint {
   }
 };
 
+// The kind ("vqvae", "prior", ...) a checkpoint file holds, from its header alone (the tensors are
+// not read). Throws vqvae2::Error when the file is not a vqvae2 checkpoint.
+std::string checkpoint_kind(const std::string& path);
+
 // Reads a checkpoint that must hold a model of `kind` ("vqvae", "prior", ...), or of any kind when
 // `kind` is empty (ModelCheckpoint::kind then says which).
 ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind);

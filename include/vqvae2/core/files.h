@@ -15,6 +15,11 @@ namespace vqvae2 {
 
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
+// Removes the temporary files write_file_atomically left in `folder` (not below it) when its process
+// died mid-write (SIGKILL, power loss): <name>.tmp.<pid>.<n> whose process no longer exists. Those of
+// a live process, another run writing there now, are left alone. Returns how many were removed.
+int64_t remove_stale_temporaries(const std::string& folder);
+
 // Reads a whole file; throws vqvae2::Error with the OS reason on failure.
 std::vector<uint8_t> read_file(const std::string& path);
 

@@ -1,6 +1,7 @@
-// Image data sets and batch loading.
+// Data sets and batch loading.
 //
-// An ImageDataset is a list of images: the files of a folder (any mix of PNG/JPEG/BMP/GIF/TGA,
+// A Dataset is anything a BatchLoader can draw fixed-shape items from: an ImageDataset here, an
+// AudioDataset (audio.h). An ImageDataset is a list of images: the files of a folder (any mix of PNG/JPEG/BMP/GIF/TGA,
 // any size and mode) or the real MNIST digits embedded in the binary. Every image comes out as uint8
 // [C, S, S]: centred square crop, resized, transparency on white, grey or RGB as asked.
 // A BatchLoader decodes batches on a background thread, so the model never waits on the disk.
@@ -37,6 +38,28 @@ struct DataOptions {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataOptions, folder, validation_fraction, split_seed, skip_bad_images,
                                                 limit, cache_mb)
 
+// Items 0 … size()-1, each a tensor of one fixed shape, that a BatchLoader stacks into batches.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  // Thread-safe (the loader calls it from its worker thread).
+  virtual torch::Tensor get(int64_t index) const = 0;
+};
+
+// File extensions ImageDataset reads (lower case, with the dot).
+const std::vector<std::string>& image_extensions();
+
+// FNV-1a, 64 bit: a hash of a name that is the same with every compiler and library (std::hash is not).
+uint64_t stable_hash(const std::string& text, uint64_t seed);
+
+// Splits items by a hash of their names into (train, validation) index lists: an item is held out when
+// stable_hash(name, seed) falls in the first `validation_fraction` of the hash range, so an item keeps
+// its side when others are added. When the fraction is positive and nothing hashed to validation,
+// the last training item moves there (a tiny set still gets one). Train may come back empty.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_by_name(const std::vector<std::string>& names,
+                                                                    double validation_fraction, uint64_t seed);
+
 // Where an image's bytes come from.
 struct ImageSource {
   std::string name;           // path relative to the folder, or "mnist/<index>"
@@ -44,14 +67,14 @@ struct ImageSource {
   int64_t embedded_index = -1;
 };
 
-class ImageDataset {
+class ImageDataset : public Dataset {
  public:
   // Scans the folder (or opens the embedded set). Files whose header cannot be read are skipped
   // with a warning on `warnings` (or, with skip_bad_images = false, raise vqvae2::Error).
   static std::shared_ptr<ImageDataset> open(const DataOptions& options, const ImageFormat& format,
                                             std::ostream* warnings = nullptr);
 
-  int64_t size() const { return static_cast<int64_t>(sources_.size()); }
+  int64_t size() const override { return static_cast<int64_t>(sources_.size()); }
   const DataOptions& options() const { return options_; }
   const ImageFormat& format() const { return format_; }
   const ImageSource& source(int64_t index) const { return sources_.at(index); }
@@ -63,9 +86,9 @@ class ImageDataset {
   // uint8 [C, S, S]. Thread-safe. When the file cannot be decoded (it passed the header check when
   // the folder was scanned but is damaged further in): with skip_bad_images, warns once and returns
   // the next readable image instead; otherwise throws vqvae2::Error.
-  torch::Tensor get(int64_t index) const;
+  torch::Tensor get(int64_t index) const override;
 
-  // Deterministic split by a hash of each image's name (stable when files are added).
+  // Deterministic split by a hash of each image's name (split_by_name).
   std::pair<std::vector<int64_t>, std::vector<int64_t>> split() const;
   // split() as a run validates on it: when the validation fraction holds nothing out, the training
   // images stand in as the validation set (and `log`, if given, is warned so).
@@ -115,13 +138,13 @@ struct LoaderOptions {
 };
 
 struct Batch {
-  torch::Tensor images;          // uint8 [B, C, S, S]
+  torch::Tensor images;          // the items stacked: uint8 [B, C, S, S] images, or float [B, 1, T] audio clips
   std::vector<int64_t> indices;  // dataset indices, in batch order
 };
 
 class BatchLoader {
  public:
-  BatchLoader(std::shared_ptr<const ImageDataset> dataset, std::vector<int64_t> indices, LoaderOptions options);
+  BatchLoader(std::shared_ptr<const Dataset> dataset, std::vector<int64_t> indices, LoaderOptions options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -141,7 +164,7 @@ class BatchLoader {
   void stop();
   void produce(std::vector<int64_t> order, int64_t first_batch, uint64_t generation);
 
-  std::shared_ptr<const ImageDataset> dataset_;
+  std::shared_ptr<const Dataset> dataset_;
   std::vector<int64_t> indices_;
   LoaderOptions options_;
 

@@ -21,7 +21,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
 
 class CausalAttentionBlockImpl : public torch::nn::Module {
  public:
-  CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout);
+  CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout, bool weight_norm = false);
 
   // h, block_input [B, C, H, W] -> h' [B, C, H, W]
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& block_input);
@@ -38,7 +38,7 @@ class CausalAttentionBlockImpl : public torch::nn::Module {
 
   int64_t heads_;
   PointwiseGated key_unit_{nullptr}, query_unit_{nullptr}, out_unit_{nullptr};
-  torch::nn::Linear to_query_{nullptr}, to_key_{nullptr}, to_value_{nullptr};
+  WeightNormLinear to_query_{nullptr}, to_key_{nullptr}, to_value_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
 };
 TORCH_MODULE(CausalAttentionBlock);

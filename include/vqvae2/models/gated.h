@@ -5,6 +5,8 @@
 // Glossary: B = batch, C = channels, H, W = map height and width.
 #pragma once
 
+#include "vqvae2/models/weight_norm.h"
+
 #include <torch/torch.h>
 
 #include <functional>
@@ -18,17 +20,17 @@ torch::Tensor gate(const torch::Tensor& x, int64_t dim = 1);
 torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn);
 
 // A gated residual unit of 1×1 convolutions (Linear layers over channels), optionally fed an
-// auxiliary input: y = x + gate(W2 · dropout(elu(W1·elu(x) + Wa·elu(aux)))).
-// Works on maps [B, C, H, W] and on single positions [B, C] alike.
+// auxiliary input: y = x + gate(W2 · dropout(elu(W1·elu(x) + Wa·elu(aux)))), every W optionally
+// weight-normalised. Works on maps [B, C, H, W] and on single positions [B, C] alike.
 class PointwiseGatedImpl : public torch::nn::Module {
  public:
-  PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout);
+  PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t aux_channels, double dropout, bool weight_norm = false);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& aux = {});
 
  private:
   torch::Tensor channels_last(const torch::Tensor& x, const torch::Tensor& aux);  // [..., C]
 
-  torch::nn::Linear first_{nullptr}, second_{nullptr}, aux_{nullptr};
+  WeightNormLinear first_{nullptr}, second_{nullptr}, aux_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
 };
 TORCH_MODULE(PointwiseGated);

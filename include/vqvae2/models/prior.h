@@ -4,6 +4,10 @@
 //   lower levels:    a conditional gated PixelCNN — the same stack without attention, fed the
 //                    codes of the level above through a deep ConditioningStack whose output
 //                    enters every gated layer.
+// The upper map is s times smaller (s = scale): each upper code stands over an s×s patch of the
+// conditioned level. Upsampled by repetition (nearest neighbour), the s² positions of a patch would
+// all receive the same conditioning; a learned upsampling and/or position channels (PixelSNAIL's
+// "background") tell them apart.
 #pragma once
 
 #include "vqvae2/models/pixelcnn.h"
@@ -20,10 +24,21 @@ struct ConditioningStackOptions {
   int64_t channels = 256;   // width of the stack and of its output
   int64_t res_blocks = 8;   // residual blocks (3×3, non-causal: the condition is known in full)
   int64_t kernel = 3;
-  int64_t scale = 2;        // upsampling to the conditioned level (its stride)
+  int64_t scale = 2;        // s: upsampling to the conditioned level (its stride)
+  std::string upsample = "nearest";  // "nearest" (repeat each feature s×s times) or "transposed" (a learned
+                                     // stride-s transposed convolution: each of the s² children its own weights)
+  bool position = false;    // add a learned projection of each conditioned position's row, column and
+                            // parity (i mod s, j mod s) to its features
+  bool weight_norm = false; // w = g·v/‖v‖ in every convolution
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConditioningStackOptions, codes, channels, res_blocks, kernel, scale)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConditioningStackOptions, codes, channels, res_blocks, kernel, scale,
+                                                upsample, position, weight_norm)
+
+// [2 + s², H, W]: PixelSNAIL's background for an H×W map under an s-times smaller one: the row and
+// column scaled to [-0.5, 0.5) (attention.h's position_features), then the one-hot parity
+// (i mod s)·s + (j mod s).
+torch::Tensor background_features(int64_t height, int64_t width, int64_t scale, const torch::TensorOptions& options);
 
 // Upper-level codes [B, h, w] -> conditioning features [B, channels, h·scale, w·scale].
 class ConditioningStackImpl : public torch::nn::Module {
@@ -32,10 +47,14 @@ class ConditioningStackImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& codes);
 
  private:
+  torch::Tensor conv(WeightNormConv2d& layer, const torch::Tensor& x) const;  // "same" zero padding
+
   ConditioningStackOptions options_;
   torch::nn::Embedding embedding_{nullptr};
-  torch::nn::Conv2d input_{nullptr};
-  std::vector<std::pair<torch::nn::Conv2d, torch::nn::Conv2d>> blocks_;
+  WeightNormConv2d input_{nullptr};
+  std::vector<std::pair<WeightNormConv2d, WeightNormConv2d>> blocks_;
+  WeightNormConv2d upsample_{nullptr};  // transposed: 1×1 to channels·s², then depth-to-space
+  WeightNormConv2d position_{nullptr};  // 1×1 from the background
 };
 TORCH_MODULE(ConditioningStack);
 
@@ -60,6 +79,9 @@ class PriorImpl : public torch::nn::Module {
   torch::Tensor loss(const torch::Tensor& codes, const torch::Tensor& condition_codes = {});
   // The conditioning features [B, Cc, H, W] for the stack, or an undefined tensor when unconditional.
   torch::Tensor condition_features(const torch::Tensor& condition_codes);
+  // Throws vqvae2::Error unless `condition_codes` suit `batch` maps of this prior: undefined for an
+  // unconditional prior, else int64 [batch, H/s, W/s] with values in [0, K of the level above).
+  void check_condition(int64_t batch, const torch::Tensor& condition_codes) const;
 
   GatedPixelCNNImpl& stack() { return *stack_; }
   const PriorOptions& options() const { return options_; }
@@ -74,13 +96,5 @@ class PriorImpl : public torch::nn::Module {
   ConditioningStack conditioning_{nullptr};
 };
 TORCH_MODULE(Prior);
-
-// Default architectures. Reference widths (Razavi et al. 2019 as reimplemented in PyTorch): C 256,
-// 4 blocks × 4 gated layers, 8 heads, dropout 0.1; "small" is a CPU-friendly preset.
-enum class PriorSize { kSmall, kReference };
-PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size);
-PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
-                                       int64_t condition_codes, int64_t scale, PriorSize size);
-PriorSize parse_prior_size(const std::string& name);
 
 }  // namespace vqvae2

@@ -23,6 +23,8 @@ struct QuantizerOptions {
   double epsilon = 1e-5;            // Laplace smoothing of the EMA counts N
   bool init_from_data = true;       // first training batch: codebook = random encoder outputs
   double dead_code_threshold = 0.0; // restart codes whose EMA count N_i falls below this; 0 = off
+                                    // onto badly served encoder outputs, with N_i set to the mean count
+                                    // so that it has time to win vectors
 
   void validate() const;
 };
@@ -56,6 +58,21 @@ torch::Tensor nearest_codes(const torch::Tensor& z, const torch::Tensor& codeboo
 // Straight-through estimator: the value of z_q, the gradient of z_e (z_e + sg[z_q - z_e]).
 torch::Tensor straight_through(const torch::Tensor& z_e, const torch::Tensor& z_q);
 
+// n distinct rows of [0, rows) when rows >= n (a random permutation's first n), else n rows drawn
+// with replacement: [n] int64 on `device`.
+torch::Tensor pick_rows(int64_t rows, int64_t n, const torch::Device& device);
+
+// ‖z_n - e_k(n)‖² [N]: each row of z [N, D]'s squared distance to its nearest code.
+torch::Tensor serving_error(const torch::Tensor& z, const torch::Tensor& codebook);
+
+// n rows drawn with probability ∝ weights [N] (non-negative), distinct while enough rows have a
+// positive weight; uniform (pick_rows) when none has. -> [n] int64.
+torch::Tensor pick_weighted(const torch::Tensor& weights, int64_t n);
+
+// n rows of z [N, D] drawn with probability ∝ their serving_error (k-means++ seeding): the vectors
+// the codebook serves worst. -> [n] int64.
+torch::Tensor pick_badly_served(const torch::Tensor& z, const torch::Tensor& codebook, int64_t n);
+
 // [N] int64 codes -> [K] float counts n_k.
 torch::Tensor code_counts(const torch::Tensor& codes, int64_t num_codes);
 
@@ -81,8 +98,10 @@ class QuantizerImpl : public torch::nn::Module {
   explicit QuantizerImpl(const QuantizerOptions& options);
 
   // z_e [B, D, H, W] -> z_q, codes and losses. In training mode also updates the codebook
-  // statistics (EMA variant: the codebook itself) and restarts dead codes. Computed in fp32 with
-  // autocast off whatever the caller's precision (z_e may be bf16 or fp16); every output is fp32.
+  // statistics (EMA variant: the codebook itself) and restarts dead codes — unless z_e holds a NaN or
+  // an infinity: such a batch (which the training loop will skip) leaves the quantizer as it was.
+  // Computed in fp32 with autocast off whatever the caller's precision (z_e may be bf16 or fp16);
+  // every output is fp32.
   QuantizerOutput forward(const torch::Tensor& z_e);
 
   // codes [B, H, W] -> e_codes [B, D, H, W]; the inverse of forward's quantisation.
@@ -91,10 +110,25 @@ class QuantizerImpl : public torch::nn::Module {
   virtual const torch::Tensor& codebook() const = 0;  // e [K, D]
   const QuantizerOptions& options() const { return options_; }
   int64_t restarted_codes() const { return restarts_.item<int64_t>(); }
+
+  // Dead-code restarts on (the default) or off. Not stored: a training loop that knows its schedule
+  // turns them off for its last steps, so the final codebook is not left with codes moved too
+  // late to learn anything.
+  void set_restarts_enabled(bool enabled) { restarts_enabled_ = enabled; }
+  bool restarts_enabled() const { return restarts_enabled_; }
   // Replicas to agree with (nullptr: this process holds the whole batch). In training, the batch
   // statistics n_i and Σz are then summed over replicas before the codebook moves, and vectors
   // for data initialisation and restarts are drawn once, from the whole batch, by replica 0.
   void set_replicas(std::shared_ptr<const ReplicaSync> replicas) { replicas_ = std::move(replicas); }
+
+  // Everything a training forward pass may write — the codebook (a parameter of the codebook-loss
+  // variant, a buffer of the EMA one) and every buffer — copied, and written back. A training loop
+  // that skips a batch after its forward pass restores the snapshot taken before it.
+  struct State {
+    std::vector<torch::Tensor> tensors;
+  };
+  State snapshot() const;
+  void restore(const State& state);
 
   void pretty_print(std::ostream& stream) const override;
 
@@ -102,19 +136,26 @@ class QuantizerImpl : public torch::nn::Module {
   // Moves the codebook towards this batch's statistics: counts n [K] and, for the EMA variant,
   // sums Σz [K, D] (undefined otherwise). No autograd.
   virtual void update(const torch::Tensor& counts, const torch::Tensor& sums) = 0;
-  // Sets codes `which` to the vectors `values` [n, D] (data initialisation and restarts).
-  virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values) = 0;
+  // Sets codes `which` to the vectors `values` [n, D] with usage count N = `count` (data
+  // initialisation and restarts).
+  virtual void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) = 0;
   virtual torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const = 0;
 
+  void initialise_from(const torch::Tensor& z);
   void restart_dead_codes(const torch::Tensor& z);
-  // `count` vectors drawn uniformly from the whole batch: z [N, D] here, [R·N, D] over replicas.
-  torch::Tensor pick_vectors(const torch::Tensor& z, int64_t count);
+  // Over replicas, the whole batch is [share of replica 0; share of replica 1; ...]. whole_batch:
+  // this replica's local [N, ...] placed in the whole [R·N, ...] (itself without replicas).
+  // rows_of_whole_batch: rows `picks` (replica 0's) of the whole z, the same on every replica.
+  torch::Tensor whole_batch(const torch::Tensor& local) const;
+  torch::Tensor rows_of_whole_batch(const torch::Tensor& z, torch::Tensor picks) const;
+  int64_t replica_count() const { return replicas_ ? replicas_->replicas : 1; }
 
   QuantizerOptions options_;
-  std::shared_ptr<const ReplicaSync> replicas_;
   torch::Tensor cluster_size_;  // N [K]: EMA of how many vectors each code receives per batch
   torch::Tensor initialised_;   // 0/1 scalar: has the codebook been set from data yet
   torch::Tensor restarts_;      // int64 scalar: codes restarted so far
+  bool restarts_enabled_ = true;
+  std::shared_ptr<const ReplicaSync> replicas_;
 };
 
 // VQ-VAE-1: e is a parameter learned by the codebook loss ||sg[z_e] - e||².
@@ -125,7 +166,7 @@ class VectorQuantizerImpl : public QuantizerImpl {
 
  protected:
   void update(const torch::Tensor& counts, const torch::Tensor& sums) override;
-  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 
  private:
@@ -143,7 +184,7 @@ class VectorQuantizerEMAImpl : public QuantizerImpl {
 
  protected:
   void update(const torch::Tensor& counts, const torch::Tensor& sums) override;
-  void overwrite(const torch::Tensor& which, const torch::Tensor& values) override;
+  void overwrite(const torch::Tensor& which, const torch::Tensor& values, double count) override;
   torch::Tensor codebook_loss(const torch::Tensor& z, const torch::Tensor& e_k) const override;
 
  private:

@@ -28,6 +28,10 @@ struct SamplingOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p)
 
+// [positions, batch] uniforms in [0, 1) from their own CPU generator seeded with `seed`: the numbers
+// every sampler (PixelCNN and WaveNet, naive and cached) draws, the same on any device.
+torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed);
+
 // logits [B, K], uniforms [B] in [0, 1) -> codes [B] (int64).
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options);
 
@@ -36,8 +40,10 @@ using StepObserver = std::function<void(int64_t i, int64_t j, const torch::Tenso
 // Called after each finished row.
 using RowProgress = std::function<void(int64_t rows_done)>;
 
-// Codes [batch, H, W] of one level. `condition_codes` are the level above's codes (conditional
-// priors only). The result depends only on the weights, the condition, the options and `seed`.
+// Codes [batch, H, W] of one level. `condition_codes` are the level above's codes [batch, H/s, W/s]
+// (conditional priors only; anything else is a vqvae2::Error). The result depends only on the
+// weights, the condition, the options and `seed`. The prior runs in eval mode and is left in the
+// mode it was in.
 torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {});
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,

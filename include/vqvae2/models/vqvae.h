@@ -103,6 +103,12 @@ class HierarchicalVQVAEImpl : public torch::nn::Module {
 
   const VQVAEOptions& options() const { return options_; }
   QuantizerImpl& quantizer(int64_t level) { return *quantizers_.at(level); }
+  // Every level's QuantizerImpl::snapshot(), bottom first, and back: what a skipped training batch
+  // must undo (with the codebook-loss quantizer the codebooks are parameters the forward pass writes).
+  std::vector<QuantizerImpl::State> snapshot_quantizers() const;
+  void restore_quantizers(const std::vector<QuantizerImpl::State>& states);
+  // Dead-code restarts on or off at every level (QuantizerImpl::set_restarts_enabled).
+  void set_dead_code_restarts(bool enabled);
   // Multiply-accumulates of one forward pass of one image (convolutions only).
   int64_t forward_macs() const;
 

@@ -1,5 +1,6 @@
 // Between the stages: a trained VQ-VAE turns images into code stores (extract-codes for the priors'
-// training, encode for any folder) and code stores back into images (decode).
+// training, encode for any folder) and code stores back into images (decode). An audio VQ-VAE's
+// codes go into the same stores, each level as one-row maps (height 1, width T_l).
 #pragma once
 
 #include "vqvae2/data/code_store.h"
@@ -15,6 +16,8 @@ namespace vqvae2 {
 
 // The code levels (map sizes and K) of a VQ-VAE configuration, bottom first.
 std::vector<CodeLevel> code_levels(const VQVAEOptions& options);
+// The same for an audio VQ-VAE: {height 1, width T_l, K_l} per level for its clip length.
+std::vector<CodeLevel> code_levels(const AudioVQVAEOptions& options);
 
 // Encodes the images `indices` of `dataset` with `model` into a code store at `path` (header extras
 // in `meta`), with a progress bar labelled `label`. Returns how many images were written.
@@ -33,8 +36,12 @@ struct ExtractResult {
 };
 // Writes <out>/train.vq2 and <out>/val.vq2: the codes of the VQ-VAE's training and held-out images
 // (the split it was trained with). Their headers record the checkpoint, its step, and the image size
-// and channels (for bits per image dimension).
+// and channels (for bits per image dimension). An audio VQ-VAE's checkpoint goes to
+// extract_audio_codes.
 ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& settings);
+// The same for an audio VQ-VAE and its training and held-out clips; the headers say "modality":
+// "audio" and record the sample rate and clip length (for bits per audio sample).
+ExtractResult extract_audio_codes(const ExtractConfig& config, const RunSettings& settings);
 
 struct EncodeConfig {
   std::string checkpoint;  // VQ-VAE run folder or .ckpt file

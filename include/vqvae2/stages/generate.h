@@ -1,8 +1,10 @@
 // New images from trained run folders: the priors (one per level) sample codes top-down, the VQ-VAE
 // decodes them (models/sampler.h has the samplers themselves); or a Gaussian VAE decodes z ~ N(0, I).
+// New audio the same way from an audio VQ-VAE and its WaveNets (models/audio_sampler.h).
 #pragma once
 
 #include "vqvae2/core/precision.h"
+#include "vqvae2/models/audio_sampler.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/stages/trained.h"
 #include "vqvae2/training/trainer.h"
@@ -43,5 +45,40 @@ std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, cons
 // Samples config.count images, writes the grid (and the codes when asked). Sampling options and
 // the sampler apply to priors only.
 SampleResult sample_images(const SampleConfig& config, const RunSettings& settings);
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+struct AudioSampleConfig {
+  std::string vqvae;                 // audio VQ-VAE run folder or .ckpt file
+  std::vector<std::string> priors;   // WaveNet run folders or .ckpt files, one per level, any order
+  int64_t count = 4;
+  int64_t batch_size = 4;            // clips sampled together
+  int64_t samples = 0;               // length of each clip in audio samples; 0 = the VQ-VAE's clip length
+  SamplingOptions sampling;
+  uint64_t seed = 0;                 // same seed, same audio
+  bool naive = false;                // the reference sampler: a full WaveNet pass per code
+  std::string out = "samples";       // folder: sample-<i>.wav and spectrograms.png
+  std::string codes_out;             // optional: the sampled codes as a code store
+  void validate() const;
+};
+
+struct AudioSampleResult {
+  torch::Tensor waveforms;           // float [count, T] at sample_rate
+  std::vector<torch::Tensor> codes;  // per level, bottom first: [count, T_l]
+  int64_t sample_rate = 0;
+  double seconds = 0;                // sampling and decoding, all batches
+  double audio_seconds = 0;          // audio made: count · T / sample_rate
+  std::vector<std::string> files;    // the WAVs written
+  std::string spectrograms;          // the PNG of their spectrograms
+};
+
+// WaveNets ordered by level (index = level, bottom first), checked to be one per level of an
+// `levels`-level VQ-VAE; `paths` name them in messages.
+std::vector<WaveNet> wavenets_by_level(const std::vector<TrainedWaveNet>& priors, const std::vector<std::string>& paths,
+                                       int64_t levels);
+
+// Samples config.count clips, writes them as 16-bit WAVs at the VQ-VAE's sample rate with a sheet
+// of their spectrograms (and the codes when asked).
+AudioSampleResult sample_audio(const AudioSampleConfig& config, const RunSettings& settings);
 
 }  // namespace vqvae2

@@ -4,14 +4,18 @@
 //
 //   <out>/vqvae/           stage 1 run folder          <out>/codes/{train,val}.vq2
 //   <out>/prior-level<l>/  one stage-2 run per level   <out>/samples.png
+// On audio (a folder of audio files, or modality "audio"): the audio VQ-VAE, WaveNet priors, and
+// <out>/samples/ with sample-<i>.wav and spectrograms.png instead of samples.png.
 #pragma once
 
 #include "vqvae2/stages/codes.h"
 #include "vqvae2/stages/compare.h"
 #include "vqvae2/stages/generate.h"
+#include "vqvae2/stages/train_audio_vqvae.h"
 #include "vqvae2/stages/train_prior.h"
 #include "vqvae2/stages/train_vae.h"
 #include "vqvae2/stages/train_vqvae.h"
+#include "vqvae2/stages/train_wavenet.h"
 
 #include <string>
 #include <vector>
@@ -20,9 +24,11 @@ namespace vqvae2 {
 
 struct PipelineConfig {
   std::string out = "runs/main";
-  std::string data;                  // folder of images; empty = the embedded MNIST digits
+  std::string data;                  // folder of images or audio files; empty = the embedded MNIST digits
+  std::string modality = "auto";     // image, audio, or auto: what the data folder holds (detect_modality)
   int64_t limit = 0;                 // use at most this many images (0 = all)
-  std::string preset = "auto";       // VQ-VAE preset (presets.h); auto = mnist without data, reference with
+  std::string preset = "auto";       // VQ-VAE preset (presets.h); auto = mnist without data, reference with;
+                                     // audio: speech
   std::string prior_size = "auto";   // small, reference, or auto: the preset's (prior_size_for_preset)
   int64_t vqvae_epochs = 0;          // 0 = the preset's
   int64_t prior_epochs = 0;          // 0 = the prior size's
@@ -41,6 +47,9 @@ struct PipelineResult {
   SampleResult samples;
   std::string samples_path;
 };
+
+// The modality a pipeline runs on: config.modality, or for "auto" what its data folder holds.
+Modality pipeline_modality(const PipelineConfig& config);
 
 PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& settings);
 
@@ -73,5 +82,15 @@ struct LineageResult {
 };
 
 LineageResult run_lineage(const LineageConfig& config, const RunSettings& settings);
+struct AudioPipelineResult {
+  bool interrupted = false;
+  TrainAudioVQVAEResult vqvae;
+  ExtractResult codes;
+  std::vector<TrainPriorResult> priors;  // top first
+  AudioSampleResult samples;             // config.samples clips of the VQ-VAE's clip length in <out>/samples/
+};
+
+// The pipeline on a folder of audio files: audio VQ-VAE, codes, one WaveNet per level, sampled audio.
+AudioPipelineResult run_audio_pipeline(const PipelineConfig& config, const RunSettings& settings);
 
 }  // namespace vqvae2

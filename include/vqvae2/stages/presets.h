@@ -11,6 +11,9 @@
 // Prior sizes (the architectures themselves: top_prior_options / conditional_prior_options):
 //   small      CPU-friendly widths and schedule
 //   reference  the paper's widths (as reimplemented in PyTorch) and schedule
+// Audio VQ-VAE presets (MISSION.md §1.6; the WaveNet priors take the same two sizes):
+//   speech     16 kHz spoken words (scripts/make-speech-corpus.sh), sized for a short CPU run
+//   reference  16 kHz, 1.024 s clips, h 128, K 512, D 64, bottom ×16 (1 ms a code), top ×4 more
 #pragma once
 
 #include "vqvae2/models/prior.h"
@@ -36,9 +39,28 @@ TrainVAEConfig vae_preset(const std::string& name);
 // plain gated PixelCNN for vqvae1 (VQ-VAE-1's prior).
 bool top_prior_attention_for_preset(const std::string& preset);
 
+// The prior architectures of each size. Reference widths (Razavi et al. 2019 as reimplemented in
+// PyTorch): C 256, 4 blocks × 4 gated layers, 8 heads, dropout 0.1; "small" is a CPU-friendly preset.
+enum class PriorSize { kSmall, kReference };
+PriorOptions top_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes, PriorSize size);
+PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t width, int64_t codes,
+                                       int64_t condition_codes, int64_t scale, PriorSize size);
+PriorSize parse_prior_size(const std::string& name);
+
 // The training schedule of a prior of this size.
 TrainSchedule prior_schedule(PriorSize size);
 // The prior size that goes with a VQ-VAE preset (small for mnist and vqvae1, else reference).
 PriorSize prior_size_for_preset(const std::string& preset);
+
+// ---- audio ----------------------------------------------------------------------------------------
+
+std::vector<std::string> audio_preset_names();
+// Throws vqvae2::Error listing the names when `name` is unknown.
+TrainAudioVQVAEConfig audio_vqvae_preset(const std::string& name);
+// `auto` means speech.
+std::string resolve_audio_preset(const std::string& name);
+// The WaveNet widths of a prior size, and their training schedule.
+WaveNetSize wavenet_size(PriorSize size);
+TrainSchedule wavenet_schedule(PriorSize size);
 
 }  // namespace vqvae2

@@ -6,6 +6,7 @@
 #include "vqvae2/data/code_store.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/stages/evaluate.h"
+#include "vqvae2/stages/presets.h"
 #include "vqvae2/stages/trained.h"
 #include "vqvae2/training/trainer.h"
 

@@ -5,19 +5,27 @@
 // options, what it is trained on, the schedule: a checkpoint records it whole) and how the model is
 // built from that configuration. `load<VQVAEKind>("runs/main/vqvae", device)` gives the model in eval
 // mode with its configuration and step.
+//
+// Images: VQVAEKind (stage 1) and PriorKind (stage 2, PixelCNN/PixelSNAIL). Audio (MISSION.md §1.6):
+// AudioVQVAEKind (stage 1, "audio-vqvae.ckpt") and WaveNetKind (stage 2, "wavenet.ckpt"). Commands
+// that take a trained model tell the two apart by the checkpoint a run folder holds (stored_kind).
 #pragma once
 
 #include "vqvae2/core/checkpoint.h"
+#include "vqvae2/data/audio.h"
 #include "vqvae2/data/data.h"
+#include "vqvae2/models/audio_vqvae.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/models/vae.h"
 #include "vqvae2/models/vqvae.h"
+#include "vqvae2/models/wavenet.h"
 #include "vqvae2/training/trainer.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -49,6 +57,27 @@ struct TrainVAEConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainVAEConfig, model, data, train)
 
+// Stage 1 on audio: the 1-D hierarchical VQ-VAE, trained on clips of a folder of audio files. The
+// model's sample rate and clip length are the data's (validate() checks that they agree).
+struct TrainAudioVQVAEConfig {
+  AudioVQVAEOptions model;
+  AudioDataOptions data;
+  TrainSchedule train;
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainAudioVQVAEConfig, model, data, train)
+
+// Stage 2 on audio: a WaveNet over one level's code sequences, trained on the code stores
+// extract_codes wrote for an audio VQ-VAE.
+struct TrainWaveNetConfig {
+  WaveNetOptions model;
+  std::string codes;               // folder holding train.vq2 and val.vq2
+  TrainSchedule train;
+  int64_t samples_per_code = 0;    // audio samples one code of this level stands for (bits per audio sample)
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainWaveNetConfig, model, codes, train, samples_per_code)
+
 struct VQVAEKind {
   using Config = TrainVQVAEConfig;
   using Model = HierarchicalVQVAE;
@@ -70,6 +99,20 @@ struct VAEKind {
   static Model build(const Config& config) { return Model(config.model); }
 };
 
+struct AudioVQVAEKind {
+  using Config = TrainAudioVQVAEConfig;
+  using Model = AudioVQVAE;
+  static constexpr const char* name = "audio-vqvae";
+  static Model build(const Config& config) { return Model(config.model); }
+};
+
+struct WaveNetKind {
+  using Config = TrainWaveNetConfig;
+  using Model = WaveNet;
+  static constexpr const char* name = "wavenet";
+  static Model build(const Config& config) { return Model(config.model); }
+};
+
 template <typename Kind>
 struct Trained {
   typename Kind::Model model{nullptr};
@@ -80,9 +123,29 @@ struct Trained {
 using TrainedVQVAE = Trained<VQVAEKind>;
 using TrainedPrior = Trained<PriorKind>;
 using TrainedVAE = Trained<VAEKind>;
+using TrainedAudioVQVAE = Trained<AudioVQVAEKind>;
+using TrainedWaveNet = Trained<WaveNetKind>;
+
+// What a model works on. Stage-1 kinds: vqvae (images), audio-vqvae (audio).
+enum class Modality { kImage, kAudio };
+NLOHMANN_JSON_SERIALIZE_ENUM(Modality, {{Modality::kImage, "image"}, {Modality::kAudio, "audio"}})
+// "image" or "audio" (throws vqvae2::Error naming both otherwise).
+Modality parse_modality(const std::string& name);
+std::string modality_name(Modality modality);
 
 // A run folder or a checkpoint file -> the checkpoint file of `kind` (<folder>/<kind>.ckpt).
 std::string checkpoint_path(const std::string& run_or_file, const std::string& kind);
+
+// What the files of a data folder are: audio when it holds more audio files than images (by their
+// extensions, searched recursively), else images. An empty name (the embedded digits) is images.
+Modality detect_modality(const std::string& data_folder);
+
+// The kind of the model in a run folder (the <kind>.ckpt among `kinds` it holds: exactly one) or
+// in a checkpoint file (from its header). Throws vqvae2::Error when it is none of `kinds`.
+std::string stored_kind(const std::string& run_or_file, const std::vector<std::string>& kinds);
+// What the stage-1 model in a run folder or checkpoint file works on: audio for an audio-vqvae
+// checkpoint, else image (also for a missing or unreadable one: the image loader reports those).
+Modality vqvae_modality(const std::string& run_or_file);
 
 // A run folder holding one checkpoint (of any kind), or a checkpoint file -> the checkpoint file.
 std::string any_checkpoint_path(const std::string& run_or_file);

@@ -1,0 +1,303 @@
+// vqvae2-ablate: the experiments behind the prior defaults (docs/ABLATIONS.md).
+//
+//   vqvae2-ablate prior --codes DIR --level top|bottom --variant pixelsnail+wn+every5 --steps 1400 --out DIR
+//       trains one prior variant on extracted codes (the library's train_prior) and prints one JSON
+//       line: parameters, held-out bits per code (and the learning curve), seconds per training step,
+//       sampling seconds per map;
+//   vqvae2-ablate time --codes DIR --level top --variant pixelsnail
+//       parameters, seconds per training step and sampling seconds per map of an untrained variant;
+//   vqvae2-ablate score --vqvae RUN --priors TOP BOTTOM --count 256
+//       samples images ancestrally and scores them with the digit classifier (bench::digit_score).
+//
+// A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
+// norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
+// prior's conditioning transposed (learned stride-s upsampling) and position (background channels).
+#include "bench.h"
+
+#include "vqvae2/core/device.h"
+#include "vqvae2/core/error.h"
+#include "vqvae2/data/image.h"
+#include "vqvae2/models/sampler.h"
+#include "vqvae2/stages/evaluate.h"
+#include "vqvae2/stages/presets.h"
+#include "vqvae2/stages/train_prior.h"
+#include "vqvae2/stages/trained.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace vqvae2 {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Widths {
+  int64_t channels = 64, res_channels = 64, layers = 10, kernel = 5, heads = 4;
+  double dropout = 0.1;
+  int64_t condition_channels = 64, condition_res_blocks = 3;
+};
+
+// The small prior configuration of `level` with the variant's options on the base widths.
+TrainPriorConfig variant_config(const PriorCodes& codes, int64_t level, const std::string& variant, const Widths& w) {
+  auto config = prior_config_for(codes, level, PriorSize::kSmall);
+  auto& o = config.model;
+  auto& s = o.stack;
+  s.channels = w.channels;
+  s.res_channels = w.res_channels;
+  s.kernel = w.kernel;
+  s.heads = w.heads;
+  s.dropout = w.dropout;
+  s.blocks = 1;
+  s.res_blocks = w.layers;
+  s.attention_every = 0;  // one attention block closing the stack; everyN sets N
+  if (o.conditional) {
+    o.condition.channels = w.condition_channels;
+    o.condition.res_blocks = w.condition_res_blocks;
+  }
+  std::stringstream tokens(variant);
+  std::string token;
+  while (std::getline(tokens, token, '+')) {
+    if (token == "two-stream") {
+      s.block = "gated-two-stream";
+    } else if (token == "pixelsnail") {
+      s.block = "pixelsnail";
+    } else if (token == "wn") {
+      s.weight_norm = o.condition.weight_norm = true;
+    } else if (token.rfind("every", 0) == 0) {
+      s.attention_every = std::stoll(token.substr(5));
+    } else if (token == "noattention") {
+      s.attention = false;
+    } else if (token == "transposed") {
+      o.condition.upsample = "transposed";
+    } else if (token == "position") {
+      o.condition.position = true;
+    } else {
+      fail("unknown variant token '{}' in '{}'", token, variant);
+    }
+  }
+  config.validate();
+  return config;
+}
+
+int64_t parameter_count(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+// Median seconds of one optimisation step on a training batch.
+double step_seconds(Prior& prior, const LevelCodes& train, int64_t batch, double lr) {
+  prior->train();
+  torch::optim::Adam optimizer(prior->parameters(), torch::optim::AdamOptions(lr));
+  const auto codes = train.codes.slice(0, 0, batch);
+  const auto condition = train.condition.defined() ? train.condition.slice(0, 0, batch) : torch::Tensor();
+  std::vector<double> seconds;
+  for (int i = 0; i < 6; ++i) {
+    const auto start = Clock::now();
+    optimizer.zero_grad();
+    prior->loss(codes, condition).backward();
+    optimizer.step();
+    if (i > 0) seconds.push_back(seconds_since(start));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+int run_prior(const std::string& codes_dir, const std::string& level_name, const std::string& variant,
+              const Widths& widths, TrainSchedule schedule, const std::string& out, const std::string& results) {
+  const auto codes = read_prior_codes(codes_dir);
+  const auto& val_store = codes.validation;
+  const int64_t level = parse_level(level_name, static_cast<int64_t>(codes.train.levels.size()));
+
+  auto config = variant_config(codes, level, variant, widths);
+  config.train = schedule;
+  fs::remove_all(out);
+  RunSettings settings;
+  settings.quiet = true;
+  const auto start = Clock::now();
+  const auto result = train_prior(config, codes, open_training_run(out, PriorKind::name, false), settings);
+  const double train_seconds = seconds_since(start);
+
+  auto loaded = load<PriorKind>(result.checkpoint, torch::kCPU);
+  nlohmann::json curve = nlohmann::json::array();
+  std::ifstream metrics((fs::path(out) / "metrics.jsonl").string());
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("event", "") == "eval") curve.push_back({j.at("step"), j.at("val_bits_per_code")});
+  }
+  // Sampling: 16 maps at once, the bottom prior under held-out top codes.
+  const auto held_out = level_codes(val_store, level);
+  const int64_t sample_batch = 16;
+  const auto condition = held_out.condition.defined() ? held_out.condition.slice(0, 0, sample_batch) : torch::Tensor();
+  const auto sample_start = Clock::now();
+  sample_cached(loaded.model, sample_batch, condition, {}, 0);
+  const double sample_seconds = seconds_since(sample_start) / sample_batch;
+
+  const auto train = level_codes(codes.train, level);
+  const double step = step_seconds(loaded.model, train, schedule.batch_size, schedule.learning_rate);
+  const nlohmann::json line = {{"variant", variant},
+                               {"level", level_name},
+                               {"codes", codes_dir},
+                               {"parameters", parameter_count(*loaded.model)},
+                               {"steps", result.steps},
+                               {"batch", schedule.batch_size},
+                               {"bits_per_code", result.final_bits_per_code},
+                               {"initial_bits_per_code", result.initial_bits_per_code},
+                               {"seconds_per_step", step},
+                               {"train_seconds", train_seconds},
+                               {"sample_seconds_per_map", sample_seconds},
+                               {"curve", curve},
+                               {"model", config.model}};
+  std::cout << line.dump() << std::endl;
+  if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
+  return 0;
+}
+
+// Parameters, seconds per training step and sampling seconds per map of a variant, untrained (the
+// figures do not depend on the weights): the timing columns of docs/ABLATIONS.md.
+int run_time(const std::string& codes_dir, const std::string& level_name, const std::string& variant,
+             const Widths& widths, int64_t batch, bool time, const std::string& results) {
+  const auto codes = read_prior_codes(codes_dir);
+  const auto& store = codes.validation;
+  const int64_t level = parse_level(level_name, static_cast<int64_t>(store.levels.size()));
+  torch::manual_seed(0);
+  Prior prior(variant_config(codes, level, variant, widths).model);
+  nlohmann::json line = {{"variant", variant}, {"level", level_name}, {"parameters", parameter_count(*prior)}};
+  if (time) {
+    auto data = level_codes(store, level);
+    while (data.codes.size(0) < batch) {
+      data.codes = torch::cat({data.codes, data.codes});
+      if (data.condition.defined()) data.condition = torch::cat({data.condition, data.condition});
+    }
+    line["seconds_per_step"] = step_seconds(prior, data, batch, 1e-3);
+    const int64_t sample_batch = 16;
+    const auto condition = data.condition.defined() ? data.condition.slice(0, 0, sample_batch) : torch::Tensor();
+    const auto start = Clock::now();
+    sample_cached(prior, sample_batch, condition, {}, 0);
+    line["sample_seconds_per_map"] = seconds_since(start) / sample_batch;
+  }
+  std::cout << line.dump() << std::endl;
+  if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
+  return 0;
+}
+
+int run_score(const std::string& vqvae_path, const std::vector<std::string>& prior_paths, int64_t count, int64_t batch,
+              uint64_t seed, const SamplingOptions& sampling, const std::string& classifier, const std::string& grid,
+              const std::string& results, const std::string& label) {
+  auto vqvae = load<VQVAEKind>(vqvae_path, torch::kCPU);
+  std::vector<Prior> priors(vqvae.config.model.levels(), Prior(nullptr));
+  for (const auto& path : prior_paths) {
+    auto loaded = load<PriorKind>(path, torch::kCPU);
+    priors.at(loaded.config.model.level) = loaded.model;
+  }
+  std::vector<torch::Tensor> images;
+  std::vector<double> seconds(priors.size() + 1, 0.0);
+  for (int64_t begin = 0; begin < count; begin += batch) {
+    const auto n = std::min(batch, count - begin);
+    const auto sample = sample_hierarchy(vqvae.model, priors, n, sampling, seed + begin);
+    for (size_t l = 0; l < seconds.size(); ++l) seconds[l] += sample.seconds[l];
+    images.push_back(to_pixels(sample.images));
+  }
+  const auto pixels = torch::cat(images);
+  if (!grid.empty()) save_png(grid, make_grid(pixels.slice(0, 0, std::min<int64_t>(64, count)), 8));
+  const auto score = bench::digit_score(pixels, classifier);
+  double total = 0;
+  for (const auto s : seconds) total += s;
+  const nlohmann::json line = {{"label", label},           {"score", score.score},
+                               {"confident", score.confident}, {"images", score.images},
+                               {"sampling_seconds", total},     {"seconds_per_level_bottom_first", seconds},
+                               {"temperature", sampling.temperature}, {"top_k", sampling.top_k},
+                               {"top_p", sampling.top_p}};
+  std::cout << line.dump() << std::endl;
+  if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace vqvae2
+
+int main(int argc, char** argv) {
+  using namespace vqvae2;
+  CLI::App app{"vqvae2-ablate: the prior experiments of docs/ABLATIONS.md"};
+  app.require_subcommand(1);
+  std::string results;
+  app.add_option("--results", results, "append each JSON line to this file too");
+
+  auto* prior = app.add_subcommand("prior", "train one prior variant and measure it");
+  std::string codes, level = "top", variant = "two-stream", out;
+  Widths widths;
+  TrainSchedule schedule;
+  schedule.batch_size = 64;
+  schedule.learning_rate = 1e-3;
+  schedule.steps = 1400;
+  schedule.checkpoint_every = 1000000;
+  prior->add_option("--codes", codes, "folder with train.vq2 and val.vq2")->required();
+  prior->add_option("--level", level, "top, bottom or a number")->capture_default_str();
+  prior->add_option("--variant", variant, "'+'-separated tokens (see the top of bench/ablate.cpp)")->capture_default_str();
+  prior->add_option("--out", out, "run folder (replaced)")->required();
+  prior->add_option("--channels", widths.channels)->capture_default_str();
+  prior->add_option("--res-channels", widths.res_channels)->capture_default_str();
+  prior->add_option("--layers", widths.layers, "gated layers")->capture_default_str();
+  prior->add_option("--kernel", widths.kernel)->capture_default_str();
+  prior->add_option("--heads", widths.heads)->capture_default_str();
+  prior->add_option("--dropout", widths.dropout)->capture_default_str();
+  prior->add_option("--condition-channels", widths.condition_channels)->capture_default_str();
+  prior->add_option("--condition-res-blocks", widths.condition_res_blocks)->capture_default_str();
+  prior->add_option("--steps", schedule.steps)->capture_default_str();
+  prior->add_option("--batch-size", schedule.batch_size)->capture_default_str();
+  prior->add_option("--lr", schedule.learning_rate)->capture_default_str();
+  prior->add_option("--seed", schedule.seed)->capture_default_str();
+
+  auto* time = app.add_subcommand("time", "parameters, step and sampling time of an untrained variant");
+  bool count_only = false;
+  time->add_option("--codes", codes, "folder with train.vq2 and val.vq2 (for the map sizes and K)")->required();
+  time->add_option("--level", level)->capture_default_str();
+  time->add_option("--variant", variant)->capture_default_str();
+  time->add_option("--channels", widths.channels)->capture_default_str();
+  time->add_option("--res-channels", widths.res_channels)->capture_default_str();
+  time->add_option("--layers", widths.layers)->capture_default_str();
+  time->add_option("--kernel", widths.kernel)->capture_default_str();
+  time->add_option("--heads", widths.heads)->capture_default_str();
+  time->add_option("--condition-channels", widths.condition_channels)->capture_default_str();
+  time->add_option("--condition-res-blocks", widths.condition_res_blocks)->capture_default_str();
+  time->add_option("--batch-size", schedule.batch_size)->capture_default_str();
+  time->add_flag("--count-only", count_only, "parameters only");
+
+  auto* score = app.add_subcommand("score", "sample digits and score them with the digit classifier");
+  std::string vqvae_path, classifier = "/tmp/vqvae2-digit-classifier.ckpt", grid, label;
+  std::vector<std::string> priors;
+  int64_t count = 256, batch = 64;
+  uint64_t seed = 0;
+  SamplingOptions sampling;
+  score->add_option("--vqvae", vqvae_path, "VQ-VAE checkpoint")->required();
+  score->add_option("--priors", priors, "prior checkpoints, one per level")->required();
+  score->add_option("--count", count)->capture_default_str();
+  score->add_option("--batch-size", batch)->capture_default_str();
+  score->add_option("--seed", seed)->capture_default_str();
+  score->add_option("--temperature", sampling.temperature)->capture_default_str();
+  score->add_option("--top-k", sampling.top_k)->capture_default_str();
+  score->add_option("--top-p", sampling.top_p)->capture_default_str();
+  score->add_option("--classifier", classifier, "digit classifier cache")->capture_default_str();
+  score->add_option("--grid", grid, "also write the first 64 samples as a PNG grid");
+  score->add_option("--label", label, "a name for the JSON line");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    configure_threads({});
+    if (prior->parsed()) return run_prior(codes, level, variant, widths, schedule, out, results);
+    if (time->parsed()) return run_time(codes, level, variant, widths, schedule.batch_size, !count_only, results);
+    return run_score(vqvae_path, priors, count, batch, seed, sampling, classifier, grid, results, label);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << describe(e) << "\n";
+    return 1;
+  }
+}
