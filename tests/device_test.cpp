@@ -28,6 +28,35 @@ TEST(Device, ThreadsDefaultToEveryCoreForLibTorchAndOneForBlas) {
   test::expect_error([] { configure_threads({-1, 0}); }, "thread count must be 0 (all cores) or positive, got -1");
 }
 
+TEST(Device, AThreadLimitLowersThePoolForItsScopeAndNeverRaisesIt) {
+  configure_threads({2, 0});
+  {
+    const ThreadLimit one(1);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    {
+      const ThreadLimit more(8);  // a limit, not a request: the pool stays at 1
+      EXPECT_EQ(at::get_num_threads(), 1);
+    }
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  {
+    const ThreadLimit none(0);  // at least one thread
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  configure_threads({});
+}
+
+TEST(Device, OperationsGetOneThreadPerMillionsOfMultiplyAdds) {
+  configure_threads({2, 0});
+  EXPECT_EQ(threads_for_work(0), 1);
+  EXPECT_EQ(threads_for_work(kMacsPerThread - 1), 1);
+  EXPECT_EQ(threads_for_work(2 * kMacsPerThread), 2);
+  EXPECT_EQ(threads_for_work(100 * kMacsPerThread), 2);  // never more than the pool
+  configure_threads({});
+}
+
 TEST(Device, DevicesAreParsedWithHelpfulErrors) {
   EXPECT_TRUE(parse_device("cpu").is_cpu());
   test::expect_error([] { parse_device("tpu"); }, "unknown device 'tpu': use cpu, cuda or cuda:N");

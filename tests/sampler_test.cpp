@@ -2,6 +2,7 @@
 
 #include "test_util.h"
 #include "tiny_priors.h"
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 #include "vqvae2/models/prior.h"
 
@@ -35,6 +36,20 @@ void expect_cached_equals_naive(Prior& prior, const torch::Tensor& condition, co
   EXPECT_TRUE(torch::equal(a, b)) << "the samplers picked different codes";
   // And the codes are not trivial: several distinct codes were drawn.
   EXPECT_GT(std::get<0>(at::_unique(a)).numel(), 3);
+}
+
+TEST(Sampler, TinyPerPositionStepsRunOnOneThreadAndThePoolIsRestored) {
+  configure_threads({2, 0});
+  torch::manual_seed(3);
+  Prior prior(tiny_top());
+  EXPECT_EQ(step_threads(prior->stack(), 1), 1);
+  EXPECT_EQ(step_threads(prior->stack(), 1 << 20), 2);  // a huge batch is worth the whole pool
+  std::set<int> threads_at_positions;
+  sample_cached(prior, 2, {}, {}, 0,
+                [&](int64_t, int64_t, const torch::Tensor&) { threads_at_positions.insert(at::get_num_threads()); });
+  EXPECT_EQ(threads_at_positions, std::set<int>{1});
+  EXPECT_EQ(at::get_num_threads(), 2);
+  configure_threads({});
 }
 
 TEST(Sampler, CachedSamplingMatchesTheNaiveLoopForTheTopPrior) {

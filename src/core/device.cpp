@@ -8,6 +8,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <thread>
 
@@ -52,6 +53,20 @@ ThreadOptions configure_threads(const ThreadOptions& options) {
   at::set_num_threads(resolved.threads);
   set_blas_threads(resolved.blas_threads);
   return resolved;
+}
+
+ThreadLimit::ThreadLimit(int threads) : before_(at::get_num_threads()) {
+  const int limited = std::max(1, std::min(threads, before_));
+  if (limited != before_) at::set_num_threads(limited);
+}
+
+ThreadLimit::~ThreadLimit() {
+  if (at::get_num_threads() != before_) at::set_num_threads(before_);
+}
+
+int threads_for_work(double macs) {
+  const double wanted = std::floor(macs / kMacsPerThread);
+  return static_cast<int>(std::max(1.0, std::min(wanted, static_cast<double>(at::get_num_threads()))));
 }
 
 torch::Device parse_device(const std::string& name) {

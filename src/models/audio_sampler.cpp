@@ -1,5 +1,6 @@
 #include "vqvae2/models/audio_sampler.h"
 
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 
 #include <chrono>
@@ -53,6 +54,7 @@ torch::Tensor sample_wavenet_cached(WaveNet& prior, int64_t batch, int64_t lengt
   torch::InferenceMode inference;
   auto [device, uniforms, codes, condition] = start(prior, batch, length, condition_codes, options, seed);
   auto state = prior->begin(batch, length, prior->condition_features(condition));
+  const ThreadLimit limit(step_threads(*prior, batch));
   for (int64_t t = 0; t < length; ++t) {
     const auto logits = prior->logits_step(state);
     if (observer) observer(t, logits);

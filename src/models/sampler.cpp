@@ -1,5 +1,6 @@
 #include "vqvae2/models/sampler.h"
 
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -95,6 +96,16 @@ torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& con
   return codes;
 }
 
+int step_threads(const torch::nn::Module& stack, int64_t batch) {
+  double weights = 0, tensors = 0;
+  for (const auto& item : stack.named_parameters()) {
+    if (item.value().dim() < 2 || item.key().find("embedding") != std::string::npos) continue;
+    weights += static_cast<double>(item.value().numel());
+    tensors += 1;
+  }
+  return tensors > 0 ? threads_for_work(static_cast<double>(batch) * weights / tensors) : 1;
+}
+
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                             const SamplingOptions& options, uint64_t seed, const StepObserver& observer,
                             const RowProgress& progress) {
@@ -103,6 +114,9 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
   auto [H, W, device, uniforms, codes, condition] = start(prior, batch, condition_codes, options, seed);
   auto& stack = prior->stack();
   auto state = stack.begin(batch, H, W, prior->condition_features(condition));
+  // One thread count for the whole map: changing it per row would make oneDNN rebuild its
+  // primitives (their cache is keyed by the thread count), which costs more than it saves.
+  const ThreadLimit limit(step_threads(stack, batch));
   for (int64_t i = 0; i < H; ++i) {
     stack.begin_row(state, i);
     for (int64_t j = 0; j < W; ++j) {

@@ -28,6 +28,27 @@ int blas_threads();
 // Sets OpenBLAS's thread count; a no-op when the BLAS in use is not OpenBLAS.
 void set_blas_threads(int threads);
 
+// LibTorch's intra-op pool held to at most `threads` for a scope (never raised), restored after.
+// For loops of tiny operations, such as the cached sampler's per-position steps: every parallel
+// region costs a fork and a barrier, microseconds on an idle machine, but when another process holds
+// one of the cores the barrier waits for a thread that is not running (milliseconds). One thread
+// then loses only its fair share of the machine.
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int threads);
+  ~ThreadLimit();
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int before_;
+};
+
+// Threads worth spending on an operation of `macs` multiply-adds: one per kMacsPerThread, at least
+// one, at most the pool's size.
+constexpr double kMacsPerThread = 4e6;
+int threads_for_work(double macs);
+
 // "cpu", "cuda", "cuda:N". Throws vqvae2::Error with a hint when CUDA is asked for but missing.
 torch::Device parse_device(const std::string& name);
 

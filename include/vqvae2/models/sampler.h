@@ -35,6 +35,12 @@ torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed)
 // logits [B, K], uniforms [B] in [0, 1) -> codes [B] (int64).
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options);
 
+// Threads for the cached samplers' per-position steps through `stack`, a chain of small operations
+// on [B, C] rows whose average multiply-adds (B × the mean size of the stack's weight tensors)
+// decide it (core/device.h threads_for_work): tiny steps run on one thread, so that a busy machine
+// slows sampling by its fair share and not by OpenMP barriers waiting for descheduled threads.
+int step_threads(const torch::nn::Module& stack, int64_t batch);
+
 // Called with every position's logits [B, K] (tests compare the samplers through it).
 using StepObserver = std::function<void(int64_t i, int64_t j, const torch::Tensor& logits)>;
 // Called after each finished row.
