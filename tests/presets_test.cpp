@@ -84,5 +84,19 @@ TEST(Presets, PriorSchedulesAreValid) {
   EXPECT_GT(prior_schedule(PriorSize::kSmall).learning_rate, prior_schedule(PriorSize::kReference).learning_rate);
 }
 
+TEST(Presets, LowerLevelPriorsTellTheChildrenOfOneUpperCodeApart) {
+  // docs/ABLATIONS.md: learned upsampling + position features measured 4% fewer bits per code.
+  for (const auto size : {PriorSize::kSmall, PriorSize::kReference}) {
+    const auto o = conditional_prior_options(0, 16, 16, 128, 128, 2, size);
+    EXPECT_EQ(o.condition.upsample, "transposed");
+    EXPECT_TRUE(o.condition.position);
+    EXPECT_NO_THROW(o.validate());
+  }
+  // A configuration written before the change (no such fields) still reads as what it trained.
+  const auto old = nlohmann::json::parse(R"({"codes": 128, "scale": 2})").get<ConditioningStackOptions>();
+  EXPECT_EQ(old.upsample, "nearest");
+  EXPECT_FALSE(old.position);
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -117,6 +117,12 @@ PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t wi
   o.conditional = true;
   o.condition.codes = condition_codes;
   o.condition.scale = scale;
+  // Each of the s×s codes under one upper code gets its own conditioning: a learned upsampling and
+  // position features. Measured (docs/ABLATIONS.md, MNIST bottom codes, 300 steps, two seeds):
+  // 1.073 / 1.072 held-out bits per code against 1.119 / 1.116 with nearest-neighbour repetition,
+  // for 1.3% more parameters. (The struct's defaults stay nearest/off: older configurations read so.)
+  o.condition.upsample = "transposed";
+  o.condition.position = true;
   if (size == PriorSize::kSmall) {
     o.condition.channels = 64;
     o.condition.res_blocks = 3;
