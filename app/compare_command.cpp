@@ -25,6 +25,13 @@ Command add_compare(CLI::App& top, Common& common) {
       ->capture_default_str();
   app->add_option("--batch-size", config->batch_size, "images per batch when scoring")->capture_default_str();
   app->add_option("--seed", config->seed, "seed of the samples")->capture_default_str();
+  app->add_option("--digit-samples", config->digit_samples,
+                  "runs on grey 32x32 digits: this many samples per model scored by a small digit classifier (a "
+                  "'digit score' column; 0 = none)")
+      ->capture_default_str();
+  app->add_option("--digit-classifier", config->digit_classifier,
+                  "with --digit-samples: the classifier's cache file, trained there once (seconds) when missing "
+                  "(default " + default_digit_classifier_path() + ")");
   add_common(app, common);
   return {app, [config, &common] {
             const auto comparison = compare_runs(*config, common.settings());

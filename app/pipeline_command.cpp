@@ -61,6 +61,7 @@ int run_lineage_command(const PipelineConfig& pipeline, const CLI::App& app, con
   if (app.get_option("--samples")->count() > 0) config.samples = pipeline.samples;
   config.seed = pipeline.seed;
   config.resume = pipeline.resume;
+  config.digit_classifier = pipeline.digit_classifier;
   const auto result = run_lineage(config, common.settings());
   if (result.interrupted) {
     std::cout << fmt::format("stopped; continue with `vqvae2 pipeline --lineage --out {} --resume`\n", config.out);
@@ -105,6 +106,9 @@ Command add_pipeline(CLI::App& top, Common& common) {
   app->add_option("--samples", config->samples, "images (audio: clips) to sample at the end")->capture_default_str();
   app->add_option("--seed", config->seed, "seed of every stage")->capture_default_str();
   app->add_flag("--resume", config->resume, "continue an interrupted pipeline run in --out");
+  app->add_option("--digit-classifier", config->digit_classifier,
+                  "on the embedded digits the samples are scored as digits by a small classifier, trained once "
+                  "(seconds) into this cache file (default " + default_digit_classifier_path() + ")");
   auto lineage = std::make_shared<bool>(false);
   app->add_flag("--lineage", *lineage,
                 "instead: the lineage on one budget (a Gaussian VAE, VQ-VAE-1 with a gated PixelCNN prior, VQ-VAE-2 "
@@ -130,6 +134,7 @@ Command add_pipeline(CLI::App& top, Common& common) {
             }
             std::cout << fmt::format("{} samples in {:.1f} s: {}\n", config->samples, result.samples.seconds,
                                      result.samples_path);
+            if (result.samples.digit_score) std::cout << digit_score_line(*result.samples.digit_score) << "\n";
             std::cout << fmt::format(
                 "done: {} holds the VQ-VAE, codes, priors, metrics, reconstruction grids and samples.png\n",
                 config->out);

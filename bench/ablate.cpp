@@ -7,7 +7,7 @@
 //   vqvae2-ablate time --codes DIR --level top --variant pixelsnail
 //       parameters, seconds per training step and sampling seconds per map of an untrained variant;
 //   vqvae2-ablate score --vqvae RUN --priors TOP BOTTOM --count 256
-//       samples images ancestrally and scores them with the digit classifier (bench::digit_score).
+//       samples images ancestrally and scores them with the digit classifier (score_digits).
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
 // norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
@@ -17,6 +17,7 @@
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 #include "vqvae2/data/image.h"
+#include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/stages/evaluate.h"
 #include "vqvae2/stages/presets.h"
@@ -210,7 +211,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
   }
   const auto pixels = torch::cat(images);
   if (!grid.empty()) save_png(grid, make_grid(pixels.slice(0, 0, std::min<int64_t>(64, count)), 8));
-  const auto score = bench::digit_score(pixels, classifier);
+  auto judge = cached_digit_classifier(classifier);
+  const auto score = score_digits(pixels, judge);
   double total = 0;
   for (const auto s : seconds) total += s;
   const nlohmann::json line = {{"label", label},           {"score", score.score},
@@ -274,7 +276,7 @@ int main(int argc, char** argv) {
   time->add_flag("--count-only", count_only, "parameters only");
 
   auto* score = app.add_subcommand("score", "sample digits and score them with the digit classifier");
-  std::string vqvae_path, classifier = "/tmp/vqvae2-digit-classifier.ckpt", grid, label;
+  std::string vqvae_path, classifier = default_digit_classifier_path(), grid, label;
   std::vector<std::string> priors;
   int64_t count = 256, batch = 64;
   uint64_t seed = 0;

@@ -2,7 +2,6 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/models/audio_sampler.h"
-#include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/models/vqvae.h"
@@ -213,12 +212,6 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
   out << fmt::format("naive sampler (one full pass per code), batch 1: top {:.3f} s/pass x 1024 = {:.0f} s, bottom "
                      "{:.3f} s/pass x 4096 = {:.0f} s, total {:.0f} s\n",
                      top_pass, top_pass * 1024, bottom_pass, bottom_pass * 4096, top_pass * 1024 + bottom_pass * 4096);
-}
-
-DigitScore digit_score(const torch::Tensor& pixels, const std::string& classifier_path) {
-  auto classifier = cached_digit_classifier(classifier_path);
-  const auto probabilities = classifier->probabilities(pixels);
-  return {classifier_score(probabilities), confident_share(probabilities, 0.9), pixels.size(0)};
 }
 
 void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batches, const std::string& prior_size,

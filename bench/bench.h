@@ -35,17 +35,6 @@ void prior(const BenchOptions& options, std::ostream& out);
 // sampling, for each batch size in `batches`; also the naive sampler's cost per code.
 void sample(const BenchOptions& options, const std::vector<int64_t>& batches, std::ostream& out);
 
-// Sample quality of digits (models/digit_classifier.h): classifier score exp(E KL(p(y|x) ‖ p(y)))
-// (10 at best; real held-out digits ≈ 9.5) and the share of images classified with p ≥ 0.9.
-struct DigitScore {
-  double score = 0;
-  double confident = 0;
-  int64_t images = 0;
-};
-// Scores `pixels` uint8 [N, 1 or 3, 32, 32] with the classifier cached at `classifier_path` (trained
-// there first, a few seconds, when the file is missing).
-DigitScore digit_score(const torch::Tensor& pixels, const std::string& classifier_path);
-
 // Seconds per second of audio at the speech preset's audio VQ-VAE with WaveNet priors of `prior_size`
 // ("small" or "reference"), untrained: the cached sampler at each batch size in `batches`, then the
 // naive sampler (a full WaveNet pass per code) on one clip, timed once.

@@ -311,14 +311,25 @@ TEST(Cli, ANonFiniteLossStopsTheRunNamingTheStep) {
 TEST(Cli, PipelineRunsEveryStageAndWritesSamples) {
   test::TempDir dir;
   const auto out = dir.file("main");
-  const auto result = run_vqvae2("pipeline --out " + out + " --limit 400 --vqvae-steps 20 --prior-steps 6 --samples 4 --quiet");
+  const auto classifier = " --digit-classifier " + test::digit_classifier_path();
+  auto result = run_vqvae2("pipeline --out " + out +
+                           " --limit 400 --vqvae-steps 20 --prior-steps 6 --samples 4 --quiet" + classifier);
   ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("% confident (4 samples; real held-out digits, 4 at a time: "), std::string::npos)
+      << result.output;
   for (const char* file : {"vqvae/vqvae.ckpt", "vqvae/metrics.jsonl", "codes/train.vq2", "prior-level1/prior.ckpt",
                            "prior-level0/prior.ckpt", "samples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(out + "/" + file)) << file;
   }
   EXPECT_EQ(load_image(out + "/samples.png", 8, 1).size(0), 1);
   expect_failure("pipeline --out " + out + " --vqvae-steps 20", "already holds a pipeline run; resume it");
+  // Its models sample digits: `sample --score-digits` scores them.
+  result = run_vqvae2("sample --vqvae " + out + "/vqvae --priors " + out + "/prior-level0," + out +
+                      "/prior-level1 --count 3 --quiet --score-digits --out " + dir.file("s.png") + classifier);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("digit score "), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(" of 10, "), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("(3 samples; real held-out digits, 3 at a time: "), std::string::npos) << result.output;
 }
 
 TEST(Cli, TrainAVaeSampleItAndCompareIt) {
@@ -339,6 +350,10 @@ TEST(Cli, TrainAVaeSampleItAndCompareIt) {
     EXPECT_TRUE(std::filesystem::exists(dir.file("cmp/") + file)) << file;
   }
   expect_failure("sample --vae " + vae + " --vqvae " + vae, "give --vqvae (with --priors) or --vae, not both");
+  expect_failure("sample --vae " + vae + " --score-digits --out " + dir.file("x.png"),
+                 "the digit score reads grey 32x32 images like the embedded MNIST digits (the mnist preset), but the "
+                 "samples of '" + vae + "' are grey 16x16");
+  expect_failure("compare --digit-samples 8 --out " + dir.file("cmp2") + " VAE=" + vae, "are grey 16x16");
   expect_failure("pipeline --lineage --preset small", "--preset does not go with --lineage");
 }
 

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace vqvae2 {
 namespace {
 
@@ -108,6 +110,50 @@ TEST(Generate, Bf16SamplingGivesImagesAndCodesOfTheSameShapes) {
   EXPECT_FALSE(autocast_enabled(torch::kCPU));
   config.precision = Precision::kFP16;
   test::expect_error([&] { sample_images(config, test::quiet()); }, "fp16 needs a CUDA device");
+}
+
+TEST(Generate, SamplesOfDigitsAreScoredBesideRealDigitsWhenAsked) {
+  test::TempDir dir;
+  test::untrained_vae(dir.file("vae"), 32);
+  SampleConfig config;
+  config.vae = dir.file("vae");
+  config.count = 12;
+  config.batch_size = 5;
+  config.out = dir.file("vae.png");
+  EXPECT_FALSE(sample_images(config, test::quiet()).digit_score.has_value()) << "only when asked";
+  config.score_digits = true;
+  config.digit_classifier = test::digit_classifier_path();
+  const auto result = sample_images(config, test::quiet());
+  ASSERT_TRUE(result.digit_score.has_value());
+  const auto& score = *result.digit_score;
+  EXPECT_EQ(score.samples.images, 12);
+  EXPECT_GE(score.samples.score, 1.0);
+  EXPECT_LE(score.samples.score, 10.0);
+  EXPECT_GE(score.samples.confident, 0.0);
+  EXPECT_LE(score.samples.confident, 1.0);
+  EXPECT_EQ(score.real.images, 12) << "real digits as many at a time";
+  EXPECT_GT(score.real.score, score.samples.score) << "an untrained VAE draws no digits";
+  EXPECT_GT(score.real.confident, 0.9);
+}
+
+TEST(Generate, ScoringDigitsNeedsAModelOfGrey32x32Images) {
+  test::TempDir dir;
+  auto config = config_in(dir);  // 16×16: checked before sampling
+  config.score_digits = true;
+  config.digit_classifier = dir.file("never-written.ckpt");
+  test::expect_error([&] { sample_images(config, test::quiet()); },
+                     "the digit score reads grey 32x32 images like the embedded MNIST digits (the mnist preset), but "
+                     "the samples of '" + config.vqvae + "' are grey 16x16");
+  test::untrained_vae(dir.file("vae"));
+  SampleConfig vae;
+  vae.vae = dir.file("vae");
+  vae.out = dir.file("vae.png");
+  vae.score_digits = true;
+  test::expect_error([&] { sample_images(vae, test::quiet()); }, "the samples of '" + vae.vae + "' are grey 16x16");
+  EXPECT_FALSE(std::filesystem::exists(config.digit_classifier)) << "refused before any work";
+  vae.score_digits = false;
+  vae.digit_classifier = dir.file("c.ckpt");
+  test::expect_error([&] { sample_images(vae, test::quiet()); }, "--digit-classifier goes with --score-digits");
 }
 
 // ---- audio ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ TEST(Pipeline, RunsEveryStageThenResumesWithoutRepeatingWork) {
   config.vqvae_steps = 6;
   config.prior_steps = 2;
   config.samples = 3;
+  config.digit_classifier = test::digit_classifier_path();
   const auto result = run_pipeline(config, test::quiet());
   EXPECT_FALSE(result.interrupted);
   EXPECT_EQ(result.vqvae.steps, 6);
@@ -25,6 +26,10 @@ TEST(Pipeline, RunsEveryStageThenResumesWithoutRepeatingWork) {
   EXPECT_EQ(result.samples.images.size(0), 3);
   EXPECT_TRUE(std::filesystem::exists(dir.file("main/samples.png")));
   EXPECT_GT(result.codes.train_count, 0);
+  // On the embedded digits the samples are scored as digits.
+  ASSERT_TRUE(result.samples.digit_score.has_value());
+  EXPECT_EQ(result.samples.digit_score->samples.images, 3);
+  EXPECT_EQ(result.samples.digit_score->real.images, 3);
 
   test::expect_error([&] { run_pipeline(config, test::quiet()); }, "already holds a pipeline run; resume it");
   config.resume = true;
@@ -42,6 +47,7 @@ TEST(Pipeline, AResumedStageKeepsItsConfiguration) {
   config.vqvae_steps = 2;
   config.prior_steps = 1;
   config.samples = 1;
+  config.score_digits = false;
   run_pipeline(config, test::quiet());
   config.resume = true;
   config.preset = "small";  // another model: the stored VQ-VAE must not be continued as one
@@ -57,7 +63,9 @@ TEST(Pipeline, Vqvae1IsOneLevelOfCodesWithAGatedPixelCnnPriorAndBothLearn) {
   config.vqvae_steps = 30;
   config.prior_steps = 20;
   config.samples = 2;
+  config.score_digits = false;
   const auto result = run_pipeline(config, test::quiet());
+  EXPECT_FALSE(result.samples.digit_score.has_value());
   EXPECT_LT(result.vqvae.final.mse, 0.7 * result.vqvae.initial.mse);
   ASSERT_EQ(result.vqvae.final.usage.size(), 1u);
   ASSERT_EQ(result.priors.size(), 1u);
@@ -79,6 +87,8 @@ TEST(Pipeline, TheLineageTrainsAVaeVqvae1AndVqvae2OnOneBudgetAndComparesThem) {
   config.prior_steps = 2;
   config.samples = 2;
   config.compare_images = 16;
+  config.digit_samples = 5;
+  config.digit_classifier = test::digit_classifier_path();
   const auto result = run_lineage(config, test::quiet());
   EXPECT_FALSE(result.interrupted);
   EXPECT_EQ(result.vae.steps, 4);
@@ -96,6 +106,17 @@ TEST(Pipeline, TheLineageTrainsAVaeVqvae1AndVqvae2OnOneBudgetAndComparesThem) {
   EXPECT_EQ(models[1].usage.size(), 1u);
   EXPECT_EQ(models[2].usage.size(), 2u);
   for (const auto& m : models) EXPECT_TRUE(m.bits_per_dim.has_value()) << m.label;
+  // The embedded digits: every model's samples get a digit score, beside real digits as many at a time.
+  for (const auto& m : models) {
+    ASSERT_TRUE(m.digit_score.has_value()) << m.label;
+    EXPECT_EQ(m.digit_score->images, 5) << m.label;
+  }
+  ASSERT_TRUE(result.comparison.real_digits.has_value());
+  EXPECT_EQ(result.comparison.real_digits->images, 5);
+  EXPECT_FALSE(result.vqvae2.samples.digit_score.has_value()) << "the comparison scores, not each pipeline";
+  const auto markdown = test::read_text(dir.file("lineage/compare/compare.md"));
+  EXPECT_NE(markdown.find("| digit score⁷ |"), std::string::npos) << markdown;
+  EXPECT_NE(markdown.find("Real held-out digits, 5 at a time"), std::string::npos) << markdown;
   EXPECT_EQ(result.comparison.images, 16);
   for (const char* file : {"compare/compare.md", "compare/compare.json", "compare/samples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(dir.file("lineage/" + std::string(file)))) << file;

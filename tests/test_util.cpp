@@ -137,12 +137,12 @@ std::vector<std::string> untrained_priors(const std::string& dir) {
   return folders;
 }
 
-void untrained_vae(const std::string& run_dir) {
+void untrained_vae(const std::string& run_dir, int64_t image_size) {
   const auto vq = tiny_config();
   TrainVAEConfig config;
   config.data = vq.data;
   config.train = vq.train;
-  config.model.image_size = vq.model.image_size;
+  config.model.image_size = image_size;
   config.model.channels = vq.model.channels;
   config.model.hidden = 16;
   config.model.res_blocks = 1;
@@ -153,6 +153,10 @@ void untrained_vae(const std::string& run_dir) {
   GaussianVAE model(config.model);
   std::filesystem::create_directories(run_dir);
   write_model_checkpoint(run_dir + "/vae.ckpt", VAEKind::name, config, 0, *model);
+}
+
+std::string digit_classifier_path() {
+  return (std::filesystem::temp_directory_path() / "vqvae2-test-digit-classifier.ckpt").string();
 }
 
 }  // namespace vqvae2::test

@@ -67,8 +67,12 @@ TrainVQVAEConfig tiny_config();
 // <dir>/prior-level<l>; returns the prior folders, bottom first.
 void untrained_vqvae(const std::string& run_dir);
 std::vector<std::string> untrained_priors(const std::string& dir);
-// An untrained Gaussian VAE on the images of tiny_config() (16×16 grey, same data and split), a
-// 4×4×8 latent map, in `run_dir`.
-void untrained_vae(const std::string& run_dir);
+// An untrained Gaussian VAE on the images of tiny_config() (16×16 grey, same data and split; or
+// `image_size`), a latent map of 8 channels at a quarter of the side, in `run_dir`.
+void untrained_vae(const std::string& run_dir, int64_t image_size = 16);
+
+// The digit classifier's cache file for tests, shared by every test binary and run (under the system
+// temp folder), so the classifier is trained once (seconds), not once per test.
+std::string digit_classifier_path();
 
 }  // namespace vqvae2::test

@@ -4,7 +4,13 @@
 #include "vqvae2/core/error.h"
 #include "vqvae2/data/data.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <numeric>
+#include <optional>
+#include <ostream>
+#include <random>
 
 namespace vqvae2 {
 
@@ -126,29 +132,105 @@ double confident_share(const torch::Tensor& probabilities, double threshold) {
   return std::get<0>(probabilities.max(1)).ge(threshold).to(torch::kDouble).mean().item<double>();
 }
 
-DigitClassifier cached_digit_classifier(const std::string& path, const DigitClassifierOptions& options) {
-  if (std::filesystem::exists(path)) {
+namespace {
+
+// The classifier at `path` when it holds one trained with `options`; nothing when the file is missing,
+// from other options, or unreadable (a cache is rebuilt, never trusted blindly).
+std::optional<DigitClassifier> load_cached(const std::string& path, const DigitClassifierOptions& options) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  try {
     const auto contents = read_checkpoint(path, "digit-classifier");
-    if (contents.meta.at("config") == nlohmann::json(options)) {
-      DigitClassifier classifier(options);
-      load_module(*classifier, contents.tensors, "model", path);
-      classifier->eval();
-      return classifier;
-    }
+    if (contents.meta.at("config") != nlohmann::json(options)) return std::nullopt;
+    DigitClassifier classifier(options);
+    load_module(*classifier, contents.tensors, "model", path);
+    classifier->eval();
+    return classifier;
+  } catch (const std::exception&) {
+    return std::nullopt;
   }
+}
+
+}  // namespace
+
+DigitClassifier cached_digit_classifier(const std::string& path, const DigitClassifierOptions& options,
+                                        std::ostream* log) {
+  if (auto cached = load_cached(path, options)) return *cached;
+  if (log) *log << fmt::format("digit score: training the digit classifier (once, a few seconds) into {}\n", path);
   const auto digits = embedded_digit_set();
   auto classifier = train_digit_classifier(digits.train_images, digits.train_labels, options);
   const auto accuracy = classifier_accuracy(classifier, digits.held_out_images, digits.held_out_labels);
   NamedTensors tensors;
   save_module(*classifier, tensors, "model");
   const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
+  std::error_code error;
+  if (!parent.empty()) std::filesystem::create_directories(parent, error);
+  VQVAE2_CHECK(!error, "cannot create '{}' for the digit classifier: {}; give another path", parent.string(),
+               error.message());
   write_checkpoint(path,
                    {{"kind", "digit-classifier"},
                     {"config", options},
                     {"state", {{"step", options.steps}, {"held_out_accuracy", accuracy}}}},
                    tensors);
   return classifier;
+}
+
+std::string default_digit_classifier_path() {
+  namespace fs = std::filesystem;
+  const auto file = fs::path("vqvae2") / "digit-classifier.ckpt";
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg && fs::path(xdg).is_absolute()) return (fs::path(xdg) / file).string();
+  const char* home = std::getenv("HOME");
+  if (home && *home) return (fs::path(home) / ".cache" / file).string();
+  return (fs::temp_directory_path() / file).string();
+}
+
+void check_digit_images(int64_t channels, int64_t size, const std::string& what) {
+  VQVAE2_CHECK(channels == 1 && size == 32,
+               "the digit score reads grey 32x32 images like the embedded MNIST digits (the mnist preset), but {} are "
+               "{} {}x{}; score only models trained on those digits",
+               what, channels == 1 ? "grey" : channels == 3 ? "RGB" : fmt::format("{}-channel", channels), size, size);
+}
+
+DigitScore score_digits(const torch::Tensor& pixels, DigitClassifier& classifier) {
+  VQVAE2_CHECK(pixels.dim() == 4 && pixels.size(2) == pixels.size(3),
+               "the digit score takes images [N, C, S, S], got {}", shape_of(pixels.sizes()));
+  check_digit_images(pixels.size(1), pixels.size(2), "these images");
+  VQVAE2_CHECK(pixels.size(0) > 0, "the digit score needs at least one image");
+  const auto probabilities = classifier->probabilities(pixels);
+  return {classifier_score(probabilities), confident_share(probabilities, 0.9), pixels.size(0)};
+}
+
+DigitScore real_digit_score(DigitClassifier& classifier, int64_t count) {
+  VQVAE2_CHECK(count >= 1, "real digits are scored in groups of at least one, got {}", count);
+  const auto images = embedded_digit_set().held_out_images;
+  const auto n = images.size(0);
+  const auto group = std::min(count, n);
+  // The held-out digits come in label order: groups are drawn from a fixed shuffle, so each mixes the
+  // digits as samples do.
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(0));
+  const auto probabilities = classifier->probabilities(images).index_select(0, torch::tensor(order, torch::kLong));
+  DigitScore mean{0, 0, group};
+  const auto groups = n / group;
+  for (int64_t g = 0; g < groups; ++g) {
+    const auto p = probabilities.slice(0, g * group, (g + 1) * group);
+    mean.score += classifier_score(p) / static_cast<double>(groups);
+    mean.confident += confident_share(p, 0.9) / static_cast<double>(groups);
+  }
+  return mean;
+}
+
+SampleDigitScore score_digit_samples(const torch::Tensor& pixels, DigitClassifier& classifier) {
+  auto samples = score_digits(pixels, classifier);
+  return {samples, real_digit_score(classifier, samples.images)};
+}
+
+std::string digit_score_line(const SampleDigitScore& s) {
+  return fmt::format("digit score {:.1f} of 10, {:.0f}% confident ({} sample{}; real held-out digits, {} at a time: "
+                     "{:.1f}, {:.0f}%)",
+                     s.samples.score, 100 * s.samples.confident, s.samples.images, s.samples.images == 1 ? "" : "s",
+                     s.real.images, s.real.score, 100 * s.real.confident);
 }
 
 }  // namespace vqvae2

@@ -22,10 +22,19 @@ void SampleConfig::validate() const {
   VQVAE2_CHECK(vae.empty() || codes_out.empty(), "--codes-out needs a VQ-VAE: a VAE has no codes");
   VQVAE2_CHECK(!vqvae.empty() == !priors.empty() || !vae.empty(),
                "--vqvae needs --priors: one prior run folder per level");
+  VQVAE2_CHECK(score_digits || digit_classifier.empty(), "--digit-classifier goes with --score-digits");
   sampling.validate();
 }
 
 namespace {
+
+// With config.score_digits: the samples scored by the digit classifier (trained once into its cache).
+void score_if_asked(const SampleConfig& config, const RunSettings& settings, SampleResult& result) {
+  if (!config.score_digits) return;
+  auto classifier = cached_digit_classifier(
+      config.digit_classifier.empty() ? default_digit_classifier_path() : config.digit_classifier, {}, settings.log);
+  result.digit_score = score_digit_samples(result.images, classifier);
+}
 
 // A Gaussian VAE's samples: batch b decodes z drawn from seed + (its first index).
 SampleResult sample_vae(const SampleConfig& config, const RunSettings& settings) {
@@ -34,6 +43,10 @@ SampleResult sample_vae(const SampleConfig& config, const RunSettings& settings)
   const AutocastGuard autocast(config.precision, device);
   SampleResult result;
   std::vector<torch::Tensor> images;
+  if (config.score_digits) {
+    check_digit_images(vae.config.model.channels, vae.config.model.image_size,
+                       fmt::format("the samples of '{}'", config.vae));
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
     const auto batch = std::min(config.batch_size, config.count - begin);
@@ -42,6 +55,7 @@ SampleResult sample_vae(const SampleConfig& config, const RunSettings& settings)
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.images = torch::cat(images);
   save_png(config.out, make_grid(result.images, std::min<int64_t>(8, config.count)));
+  score_if_asked(config, settings, result);
   return result;
 }
 
@@ -73,6 +87,10 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
   std::vector<TrainedPrior> loaded;
   for (const auto& path : config.priors) loaded.push_back(load<PriorKind>(path, device));
   auto priors = priors_by_level(loaded, config.priors, levels);
+  if (config.score_digits) {
+    const auto format = vqvae.config.model.format();
+    check_digit_images(format.channels, format.size, fmt::format("the samples of '{}'", config.vqvae));
+  }
 
   std::vector<torch::Tensor> images;
   std::vector<std::vector<torch::Tensor>> codes(levels);
@@ -99,6 +117,7 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
     writer.append(result.codes);
     writer.close();
   }
+  score_if_asked(config, settings, result);
   return result;
 }
 

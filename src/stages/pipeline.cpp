@@ -81,6 +81,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
   sampling.count = config.samples;
   sampling.seed = config.seed;
   sampling.out = result.samples_path = (root / "samples.png").string();
+  const auto format = vqvae.model.format();
+  sampling.score_digits = config.score_digits && config.data.empty() && format.channels == 1 && format.size == 32;
+  sampling.digit_classifier = config.digit_classifier;
   on_main([&] { result.samples = sample_images(sampling, settings); });
   return result;
 }
@@ -114,6 +117,7 @@ LineageResult run_lineage(const LineageConfig& config, const RunSettings& settin
   pipeline.prior_steps = config.prior_steps;
   pipeline.samples = std::max<int64_t>(1, config.samples);
   pipeline.seed = config.seed;
+  pipeline.score_digits = false;  // the comparison scores more samples of each
   for (const auto& [name, preset, folder, out, number] :
        {std::tuple{"VQ-VAE-1", "vqvae1", "vqvae1", &result.vqvae1, 2},
         std::tuple{"VQ-VAE-2", "mnist", "vqvae2", &result.vqvae2, 3}}) {
@@ -133,6 +137,8 @@ LineageResult run_lineage(const LineageConfig& config, const RunSettings& settin
   compare.samples = config.samples;
   compare.seed = config.seed;
   compare.out = (root / "compare").string();
+  if (config.data.empty()) compare.digit_samples = config.digit_samples;
+  if (compare.digit_samples > 0) compare.digit_classifier = config.digit_classifier;
   result.comparison = compare_runs(compare, settings);
   return result;
 }

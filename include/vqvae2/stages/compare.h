@@ -16,6 +16,7 @@
 //           KL(q ‖ p) = −log p(z_q) and p(x) ≥ p(z_q)·p(x|z_q): the same bound as the VAE's.
 #pragma once
 
+#include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/training/trainer.h"
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,8 @@ struct CompareConfig {
   int64_t batch_size = 64;
   uint64_t seed = 0;                // of the samples
   std::string out = "compare";      // folder: compare.md, compare.json, samples.png
+  int64_t digit_samples = 0;        // > 0: this many samples per model scored as digits (grey 32×32 runs only)
+  std::string digit_classifier;     // the digit classifier's cache file; empty = default_digit_classifier_path()
   void validate() const;
 };
 
@@ -58,6 +61,7 @@ struct ModelScore {
   std::optional<double> train_images_per_second;      // median over the autoencoder's metrics.jsonl
   std::vector<double> prior_maps_per_second;          // the same for each prior, bottom first
   std::optional<double> sample_seconds_per_image;
+  std::optional<DigitScore> digit_score;              // with digit_samples, for a model that samples
   torch::Tensor samples;            // uint8 [samples, C, S, S], undefined without a way to sample
   nlohmann::json to_json() const;   // everything but the samples; missing figures are null
 };
@@ -66,12 +70,14 @@ struct Comparison {
   std::vector<ModelScore> models;   // in the order given
   int64_t images = 0;               // held-out images every model was scored on
   std::string data;                 // where they came from, in words
+  std::optional<DigitScore> real_digits;  // with digit_samples: held-out digits scored as many at a time
   std::string markdown_path, json_path, samples_path;
 };
 
 // Scores every run on the held-out images of the first run's data (the others must be trained on
-// the same image format, folder and split), samples each, and writes <out>/compare.md,
-// <out>/compare.json and <out>/samples.png (one labelled row per model that can sample).
+// the same image format, folder and split), samples each (scoring the samples as digits when asked),
+// and writes <out>/compare.md, <out>/compare.json and <out>/samples.png (one labelled row per model
+// that can sample).
 Comparison compare_runs(const CompareConfig& config, const RunSettings& settings = {});
 
 // The table and its footnotes as Markdown, and all of it as JSON.

@@ -5,12 +5,14 @@
 
 #include "vqvae2/core/precision.h"
 #include "vqvae2/models/audio_sampler.h"
+#include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/models/sampler.h"
 #include "vqvae2/stages/trained.h"
 #include "vqvae2/training/trainer.h"
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,8 @@ struct SampleConfig {
   Precision precision = Precision::kFP32;  // forward passes of the priors and decoder (core/precision.h)
   std::string out = "samples.png";   // PNG grid
   std::string codes_out;             // optional: the sampled codes as a code store
+  bool score_digits = false;         // score the samples with the digit classifier (models/digit_classifier.h)
+  std::string digit_classifier;      // its cache file; empty = default_digit_classifier_path()
   void validate() const;
 };
 
@@ -35,6 +39,7 @@ struct SampleResult {
   torch::Tensor images;              // uint8 [count, C, S, S]
   std::vector<torch::Tensor> codes;  // per level, bottom first: [count, H_l, W_l] (none for a VAE)
   double seconds = 0;                // sampling and decoding, all batches
+  std::optional<SampleDigitScore> digit_score;  // with config.score_digits: the samples' beside real digits'
 };
 
 // `priors` ordered by level (index = level, bottom first), checked to be one per level of a
@@ -42,8 +47,9 @@ struct SampleResult {
 std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, const std::vector<std::string>& paths,
                                    int64_t levels);
 
-// Samples config.count images, writes the grid (and the codes when asked). Sampling options and
-// the sampler apply to priors only.
+// Samples config.count images, writes the grid (and the codes when asked, and scores them as digits
+// when asked: a model of grey 32×32 images is checked before sampling). Sampling options and the
+// sampler apply to priors only.
 SampleResult sample_images(const SampleConfig& config, const RunSettings& settings);
 
 // ---- audio ----------------------------------------------------------------------------------------

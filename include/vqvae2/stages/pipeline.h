@@ -37,6 +37,8 @@ struct PipelineConfig {
   int64_t samples = 16;
   uint64_t seed = 0;                 // of every stage
   bool resume = false;
+  bool score_digits = true;          // on the embedded digits at 32×32 grey: score the samples as digits
+  std::string digit_classifier;      // the digit classifier's cache file; empty = default_digit_classifier_path()
 };
 
 struct PipelineResult {
@@ -44,7 +46,7 @@ struct PipelineResult {
   TrainVQVAEResult vqvae;
   ExtractResult codes;
   std::vector<TrainPriorResult> priors;  // top first
-  SampleResult samples;
+  SampleResult samples;              // samples.digit_score: set when the pipeline scored them as digits
   std::string samples_path;
 };
 
@@ -60,6 +62,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const RunSettings& set
 //
 //   <out>/vae/     train-vae run folder         <out>/vqvae1/, <out>/vqvae2/   pipeline folders
 //   <out>/compare/ compare.md, compare.json, samples.png
+// On the embedded digits the comparison has a digit score for each model's samples.
 struct LineageConfig {
   std::string out = "runs/lineage";
   std::string data;                  // folder of images (made 32×32 grey); empty = the embedded MNIST digits
@@ -72,6 +75,8 @@ struct LineageConfig {
   int64_t compare_images = 0;        // held-out images scored (0 = all)
   uint64_t seed = 0;                 // of every stage
   bool resume = false;
+  int64_t digit_samples = 100;       // on the embedded digits: samples per model scored as digits (0 = none)
+  std::string digit_classifier;      // the digit classifier's cache file; empty = default_digit_classifier_path()
 };
 
 struct LineageResult {
