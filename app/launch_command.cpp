@@ -151,8 +151,16 @@ int launch(const LaunchFlags& f) {
                              f.node_rank * f.nproc, (f.node_rank + 1) * f.nproc - 1, world, f.master_addr, port);
     std::cerr.flush();
   }
-  ::signal(SIGINT, forward_signal);
-  ::signal(SIGTERM, forward_signal);
+  // Signals go to the children while they run; the caller's handlers come back afterwards (bench
+  // distributed launches several groups in turn).
+  struct ForwardSignals {
+    void (*interrupt)(int) = ::signal(SIGINT, forward_signal);
+    void (*terminate)(int) = ::signal(SIGTERM, forward_signal);
+    ~ForwardSignals() {
+      ::signal(SIGINT, interrupt);
+      ::signal(SIGTERM, terminate);
+    }
+  } forwarding;
   const pid_t launcher = ::getpid();
   std::vector<pid_t> children;
   for (int64_t local = 0; local < f.nproc; ++local) {

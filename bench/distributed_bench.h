@@ -26,7 +26,7 @@ struct DistributedBenchOptions {
 //   {model, ranks, global_batch, parameters, seconds_per_step (median), images_per_second,
 //    bytes_per_step (measured: bytes this rank sent into collectives per timed step),
 //    expected_bytes_per_step (4·parameters + Σ_levels 4·(K_l·(D_l+1) + 1) for EMA quantizers;
-//    0 with one process)}.
+//    0 with one process; steps that restart dead codes send more)}. The tiny VQ-VAE restarts none.
 nlohmann::json distributed_rank(const BenchOptions& options, const DistributedBenchOptions& bench,
                                 std::shared_ptr<DistributedGroup> group);
 
