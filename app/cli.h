@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vqvae2::cli {
 
@@ -57,6 +58,19 @@ Command add_compare(CLI::App& top, Common& common);
 Command add_bench(CLI::App& top, Common& common);
 // launch_command.cpp
 Command add_launch(CLI::App& top, Common& common);
+// `vqvae2 launch`'s settings: `command` (vqvae2's own arguments) runs as nproc processes of this
+// binary with the PyTorch rendezvous environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+// MASTER_ADDR, MASTER_PORT).
+struct LaunchFlags {
+  int64_t nproc = 2, nnodes = 1, node_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 0;  // 0: a free one
+  double grace = 30;
+  std::vector<std::string> command;
+  bool announce = true;  // one line on stderr saying what started
+};
+// Starts the processes and waits for them all; returns the first failure's exit code (0: all ended well).
+int launch(const LaunchFlags& flags);
 // The flags of a training command that can run as several processes (--dist-timeout, --dist-backend).
 void add_distributed_flags(CLI::App* app, Common& common);
 // The settings of a training command: with WORLD_SIZE > 1 in the environment, this process joins

@@ -105,20 +105,10 @@ int free_port(const std::string& address) {
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
-struct LaunchFlags {
-  int64_t nproc = 2, nnodes = 1, node_rank = 0;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 0;
-  double grace = 30;
-  std::vector<std::string> command;
-};
+}  // namespace
 
 int launch(const LaunchFlags& f) {
-  static const std::vector<std::string> training = {"train-vqvae", "train-prior", "pipeline"};
-  VQVAE2_CHECK(!f.command.empty() && std::find(training.begin(), training.end(), f.command[0]) != training.end(),
-               "launch runs a training command ({}) as several processes, got '{}'; put it after --, e.g. `vqvae2 "
-               "launch --nproc 2 -- train-vqvae --out runs/vqvae`",
-               fmt::join(training, ", "), f.command.empty() ? std::string() : f.command[0]);
+  VQVAE2_CHECK(!f.command.empty(), "launch needs a command to run");
   VQVAE2_CHECK(f.nproc >= 1 && f.nproc <= kMaxChildren, "--nproc must be in [1, {}], got {}", kMaxChildren, f.nproc);
   VQVAE2_CHECK(f.node_rank >= 0 && f.node_rank < f.nnodes, "--node-rank must be in [0, --nnodes = {}), got {}", f.nnodes,
                f.node_rank);
@@ -156,11 +146,21 @@ int launch(const LaunchFlags& f) {
     envps[local].push_back(nullptr);
   }
 
-  std::cerr << fmt::format("vqvae2 launch: {} processes (ranks {}..{} of {}), rendezvous at {}:{}\n", f.nproc,
-                           f.node_rank * f.nproc, (f.node_rank + 1) * f.nproc - 1, world, f.master_addr, port);
-  std::cerr.flush();
-  ::signal(SIGINT, forward_signal);
-  ::signal(SIGTERM, forward_signal);
+  if (f.announce) {
+    std::cerr << fmt::format("vqvae2 launch: {} processes (ranks {}..{} of {}), rendezvous at {}:{}\n", f.nproc,
+                             f.node_rank * f.nproc, (f.node_rank + 1) * f.nproc - 1, world, f.master_addr, port);
+    std::cerr.flush();
+  }
+  // Signals go to the children while they run; the caller's handlers come back afterwards (bench
+  // distributed launches several groups in turn).
+  struct ForwardSignals {
+    void (*interrupt)(int) = ::signal(SIGINT, forward_signal);
+    void (*terminate)(int) = ::signal(SIGTERM, forward_signal);
+    ~ForwardSignals() {
+      ::signal(SIGINT, interrupt);
+      ::signal(SIGTERM, terminate);
+    }
+  } forwarding;
   const pid_t launcher = ::getpid();
   std::vector<pid_t> children;
   for (int64_t local = 0; local < f.nproc; ++local) {
@@ -239,8 +239,6 @@ int launch(const LaunchFlags& f) {
   return 0;
 }
 
-}  // namespace
-
 Command add_launch(CLI::App& top, Common& common) {
   auto* app = top.add_subcommand(
       "launch", "Run a training command as several cooperating processes (data parallel, c10d): `vqvae2 launch "
@@ -263,7 +261,15 @@ Command add_launch(CLI::App& top, Common& common) {
       ->check(CLI::PositiveNumber);
   app->add_option("command", f->command, "the training command and its flags, after --: train-vqvae, train-prior, pipeline")
       ->required();
-  return {app, [f] { return launch(*f); }};
+  return {app, [f] {
+            static const std::vector<std::string> training = {"train-vqvae", "train-prior", "pipeline"};
+            VQVAE2_CHECK(!f->command.empty() &&
+                             std::find(training.begin(), training.end(), f->command[0]) != training.end(),
+                         "launch runs a training command ({}) as several processes, got '{}'; put it after --, e.g. "
+                         "`vqvae2 launch --nproc 2 -- train-vqvae --out runs/vqvae`",
+                         fmt::join(training, ", "), f->command.empty() ? std::string() : f->command[0]);
+            return launch(*f);
+          }};
 }
 
 }  // namespace vqvae2::cli

@@ -173,6 +173,9 @@ TEST(Image, FuzzerCrashInputsAreCleanErrors) {
     const auto bytes = read_file(std::string(VQVAE2_TEST_DATA) + "/" + file);
     EXPECT_THROW(decode_image(bytes, file, 16, 3), Error) << file;
   }
+  // pixels_fuzz: a BMP 16777216 pixels wide and 0 high, which stb "decodes" to no pixels.
+  const auto bmp = read_file(std::string(VQVAE2_TEST_DATA) + "/bmp-zero-height.bmp");
+  test::expect_error([&] { decode_image(bmp, "bmp-zero-height.bmp", 16, 3); }, "has an empty image (16777216x0)");
 }
 
 TEST(Image, GridPlacesImagesInRowsWithWhiteGaps) {
