@@ -334,10 +334,15 @@ ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string
 }
 
 void write_model_checkpoint(const std::string& path, const std::string& kind, const nlohmann::json& config,
-                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer) {
+                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer,
+                            const NamedTensors& extra) {
   NamedTensors tensors;
   save_module(module, tensors, "model");
   if (optimizer) save_adam(*optimizer, tensors, "optimizer");
+  for (const auto& name : extra.names()) {
+    VQVAE2_CHECK(!tensors.contains(name), "checkpoint tensor '{}' written twice", name);
+    tensors.add(name, extra.at(name));
+  }
   write_checkpoint(path, {{"kind", kind}, {"config", config}, {"state", {{"step", step}}}}, tensors);
 }
 

@@ -144,10 +144,7 @@ int64_t PriorImpl::forward_macs() const {
   // embeddings are lookups); attention adds N² · C/2 for scores and again for the weighted sum.
   const auto n = options_.height * options_.width;
   int64_t macs = 0;
-  for (const auto& item : stack_->named_parameters()) {
-    const auto& name = item.key();
-    if (item.value().dim() >= 2 && name.find("embedding") == std::string::npos) macs += n * item.value().numel();
-  }
+  for (const auto& weight : per_position_weights(*stack_)) macs += n * weight.numel();
   macs += options_.stack.attention_blocks() * 2 * n * n * (options_.stack.channels / 2);
   if (options_.conditional) {
     const auto upper = n / (options_.condition.scale * options_.condition.scale);
@@ -158,6 +155,14 @@ int64_t PriorImpl::forward_macs() const {
     }
   }
   return macs;
+}
+
+std::vector<torch::Tensor> per_position_weights(const torch::nn::Module& stack) {
+  std::vector<torch::Tensor> weights;
+  for (const auto& item : stack.named_parameters()) {
+    if (item.value().dim() >= 2 && item.key().find("embedding") == std::string::npos) weights.push_back(item.value());
+  }
+  return weights;
 }
 
 }  // namespace vqvae2

@@ -97,13 +97,11 @@ torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& con
 }
 
 int step_threads(const torch::nn::Module& stack, int64_t batch) {
-  double weights = 0, tensors = 0;
-  for (const auto& item : stack.named_parameters()) {
-    if (item.value().dim() < 2 || item.key().find("embedding") != std::string::npos) continue;
-    weights += static_cast<double>(item.value().numel());
-    tensors += 1;
-  }
-  return tensors > 0 ? threads_for_work(static_cast<double>(batch) * weights / tensors) : 1;
+  // The average operation's work: a weight tensor's multiply-adds at one position, for the batch.
+  double weights = 0;
+  const auto tensors = per_position_weights(stack);
+  for (const auto& weight : tensors) weights += static_cast<double>(weight.numel());
+  return tensors.empty() ? 1 : threads_for_work(static_cast<double>(batch) * weights / static_cast<double>(tensors.size()));
 }
 
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,

@@ -95,16 +95,9 @@ void ModelTask::distribute(std::shared_ptr<DistributedGroup> group) {
 void ModelTask::discard() { loss_ = torch::Tensor(); }
 
 void ModelTask::save(const std::string& path, int64_t step) {
-  if (!scaler_) {
-    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_);
-    return;
-  }
-  // What write_model_checkpoint writes, and the loss scaler's state beside it.
-  NamedTensors tensors;
-  save_module(*module_, tensors, "model");
-  save_adam(optimizer_, tensors, "optimizer");
-  scaler_->save(tensors, "scaler");
-  write_checkpoint(path, {{"kind", kind_}, {"config", config_}, {"state", {{"step", step}}}}, tensors);
+  NamedTensors scaler;  // fp16: the loss scaler's state beside the model's and Adam's
+  if (scaler_) scaler_->save(scaler, "scaler");
+  write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, scaler);
 }
 
 int64_t ModelTask::restore(const ModelCheckpoint& checkpoint) {

@@ -100,10 +100,12 @@ std::string checkpoint_kind(const std::string& path);
 // `kind` is empty (ModelCheckpoint::kind then says which).
 ModelCheckpoint read_model_checkpoint(const std::string& path, const std::string& kind);
 
-// Writes `module` (under "model/") and, when given, `optimizer` (under "optimizer/") with the kind,
+// Writes `module` (under "model/") and, when given, `optimizer` (under "optimizer/") and further
+// named tensors of the training state (e.g. a loss scaler's "scaler/...") with the kind,
 // configuration and step, atomically.
 void write_model_checkpoint(const std::string& path, const std::string& kind, const nlohmann::json& config,
-                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer = nullptr);
+                            int64_t step, const torch::nn::Module& module, torch::optim::Adam* optimizer = nullptr,
+                            const NamedTensors& extra = {});
 
 // Compares a checkpoint's config with the one a caller expects; throws vqvae2::Error listing the
 // differing fields ("model.hidden: checkpoint 128, requested 64").

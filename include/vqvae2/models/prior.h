@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -96,5 +97,10 @@ class PriorImpl : public torch::nn::Module {
   ConditioningStack conditioning_{nullptr};
 };
 TORCH_MODULE(Prior);
+
+// The weights of `stack` that meet every position of its map once each (convolution and linear
+// kernels; not biases, gains or embedding tables, which are added or looked up): what a forward
+// pass's work (PriorImpl::forward_macs) and a sampler step's (step_threads) are counted from.
+std::vector<torch::Tensor> per_position_weights(const torch::nn::Module& stack);
 
 }  // namespace vqvae2
