@@ -127,7 +127,17 @@ void add_schedule_flags(CLI::App* app, PresetFlags<Config>& flags, const std::st
                               [](C& c) -> int64_t& { return c.train.epochs; });
   flags.template add<int64_t>(app, "--steps", "optimisation steps; overrides --epochs when > 0",
                               [](C& c) -> int64_t& { return c.train.steps; });
-  flags.template add<double>(app, "--lr", "Adam learning rate", [](C& c) -> double& { return c.train.learning_rate; });
+  flags.template add<double>(app, "--lr", "Adam learning rate (the peak one with --lr-schedule cosine)",
+                             [](C& c) -> double& { return c.train.learning_rate; });
+  flags.template add<std::string>(
+           app, "--lr-schedule",
+           "learning rate over the run: constant, or cosine (from --lr down to nearly 0 at the last step; the run's "
+           "total steps fix its shape, so resume with the same --steps/--epochs)",
+           [](const C& c) { return nlohmann::json(c.train.lr_schedule).template get<std::string>(); },
+           [](C& c, const std::string& v) {
+             c.train.lr_schedule = nlohmann::json(v).template get<LearningRateSchedule>();
+           })
+      ->check(CLI::IsMember({"constant", "cosine"}));
   flags.template add<uint64_t>(app, "--seed", "seed of everything random (weights, data order, dropout, restarts)",
                                [](C& c) -> uint64_t& { return c.train.seed; });
   flags.template add<int64_t>(app, "--log-every", "steps between metrics lines",

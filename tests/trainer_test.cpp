@@ -26,7 +26,11 @@ class FakeTask : public TrainingTask {
     images = 2;
     return true;
   }
-  void step() override { ++steps_; }
+  void step() override {
+    ++steps_;
+    rates_.push_back(rate_);
+  }
+  void set_learning_rate(double learning_rate) override { rate_ = learning_rate; }
   void discard() override { ++discarded_; }
   nlohmann::json evaluate() override { return {{"figure", steps_}}; }
   std::string summarize(const nlohmann::json&) const override { return "ok"; }
@@ -34,6 +38,8 @@ class FakeTask : public TrainingTask {
 
   std::set<int64_t> bad_;
   int64_t batch_ = 0, forwards_ = 0, steps_ = 0, discarded_ = 0;
+  double rate_ = -1;
+  std::vector<double> rates_;  // the learning rate of each step taken
   std::vector<int64_t> saved_;
 };
 
@@ -116,6 +122,51 @@ TEST(TrainLoop, ResumingCutsTheMetricsLogBackToTheCheckpoint) {
     if (!record.contains("event")) steps.push_back(record["step"]);
   }
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+TEST(TrainLoop, ACosineScheduleFallsFromThePeakToNearlyZeroAndResumesOnTheSameCurve) {
+  test::TempDir dir;
+  auto cosine = schedule(8, NanPolicy::kStop);
+  cosine.learning_rate = 0.01;
+  cosine.lr_schedule = LearningRateSchedule::kCosine;
+  FakeTask whole({});
+  run_training_loop(whole, cosine, 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  ASSERT_EQ(whole.rates_.size(), 8u);
+  EXPECT_DOUBLE_EQ(whole.rates_.front(), 0.01);                    // step 0: the peak
+  EXPECT_NEAR(whole.rates_[4], 0.005, 1e-12);                       // half way: half of it
+  EXPECT_NEAR(whole.rates_.back(), 0.01 * (1 + std::cos(M_PI * 7 / 8)) / 2, 1e-12);  // last: nearly 0
+  for (size_t i = 1; i < whole.rates_.size(); ++i) EXPECT_LT(whole.rates_[i], whole.rates_[i - 1]);
+  // The log shows the rate each logged step used.
+  std::ifstream log(dir.file("m.jsonl"));
+  std::vector<double> logged;
+  for (std::string line; std::getline(log, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (!record.contains("event")) logged.push_back(record["lr"]);
+  }
+  EXPECT_EQ(logged, whole.rates_);
+  // A run resumed at step 5 takes the rates an uninterrupted one would.
+  FakeTask resumed({});
+  run_training_loop(resumed, cosine, 5, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  EXPECT_EQ(resumed.rates_, std::vector<double>(whole.rates_.begin() + 5, whole.rates_.end()));
+  // Constant: the same rate throughout.
+  FakeTask constant({});
+  run_training_loop(constant, schedule(8, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  EXPECT_EQ(constant.rates_, std::vector<double>(8, TrainSchedule().learning_rate));
+}
+
+TEST(TrainSchedule, TheLearningRateScheduleRoundTripsAndOldSchedulesReadAsConstant) {
+  TrainSchedule s;
+  EXPECT_EQ(s.lr_schedule, LearningRateSchedule::kConstant);
+  s.lr_schedule = LearningRateSchedule::kCosine;
+  const nlohmann::json json = s;
+  EXPECT_EQ(json.at("lr_schedule"), "cosine");
+  EXPECT_EQ(json.get<TrainSchedule>().lr_schedule, LearningRateSchedule::kCosine);
+  auto old = json;  // written before learning rate schedules existed
+  old.erase("lr_schedule");
+  EXPECT_EQ(old.get<TrainSchedule>().lr_schedule, LearningRateSchedule::kConstant);
+  auto bad = json;
+  bad["lr_schedule"] = "linear";
+  test::expect_error([&] { bad.get<TrainSchedule>(); }, "unknown learning rate schedule 'linear': choose constant or cosine");
 }
 
 TEST(TrainSchedule, PrecisionRoundTripsThroughJsonAndOldSchedulesReadAsFp32) {

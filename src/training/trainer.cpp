@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -27,6 +28,24 @@ void TrainSchedule::validate() const {
   VQVAE2_CHECK(log_every >= 1, "steps between metrics lines must be positive, got {}", log_every);
   VQVAE2_CHECK(checkpoint_every >= 1, "steps between checkpoints must be positive, got {}", checkpoint_every);
   VQVAE2_CHECK(grid_images >= 0, "grid images must be >= 0, got {}", grid_images);
+}
+
+void to_json(nlohmann::json& json, LearningRateSchedule schedule) {
+  json = schedule == LearningRateSchedule::kCosine ? "cosine" : "constant";
+}
+
+void from_json(const nlohmann::json& json, LearningRateSchedule& schedule) {
+  const auto name = json.get<std::string>();
+  VQVAE2_CHECK(name == "constant" || name == "cosine", "unknown learning rate schedule '{}': choose constant or cosine",
+               name);
+  schedule = name == "cosine" ? LearningRateSchedule::kCosine : LearningRateSchedule::kConstant;
+}
+
+double TrainSchedule::learning_rate_at(int64_t step, int64_t total) const {
+  if (lr_schedule == LearningRateSchedule::kConstant || total <= 0) return learning_rate;
+  const double progress = std::clamp(static_cast<double>(step) / static_cast<double>(total), 0.0, 1.0);
+  constexpr double kPi = 3.14159265358979323846;
+  return learning_rate * 0.5 * (1.0 + std::cos(kPi * progress));
 }
 
 int64_t RunSettings::rank() const { return group ? group->rank() : 0; }
@@ -49,6 +68,12 @@ ModelTask::ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<to
       optimizer_(module_->parameters(), torch::optim::AdamOptions(learning_rate)) {}
 
 ModelTask::~ModelTask() = default;
+
+void ModelTask::set_learning_rate(double learning_rate) {
+  for (auto& group : optimizer_.param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(learning_rate);
+  }
+}
 
 void ModelTask::set_precision(Precision precision, const torch::Device& device) {
   check_precision(precision, device);
@@ -195,6 +220,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_images = 0, window_steps = 0, window_bytes = group ? group->bytes_reduced() : 0;
   int64_t skipped_in_a_row = 0;
+  double learning_rate = schedule.learning_rate_at(step, total);  // of the last step taken, for the log
   const auto seed = rank_seed(schedule.seed, group ? group->rank() : 0);
   while (step < total) {
     torch::manual_seed(step_seed(seed, step));  // dropout, restarts: a function of the step (and rank)
@@ -225,6 +251,8 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
                    settings.label, skipped_in_a_row + 1, step + 1,
                    last_checkpoint.empty() ? std::string("(none yet)") : "'" + last_checkpoint + "'");
       check_finite(loss, settings.label + " loss", step + 1, last_checkpoint);
+      learning_rate = schedule.learning_rate_at(step, total);
+      task.set_learning_rate(learning_rate);
       task.step();
       ++step;
       skipped_in_a_row = 0;
@@ -236,7 +264,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       figures["step"] = step;
       figures["epoch"] = epoch;
-      figures["lr"] = schedule.learning_rate;
+      figures["lr"] = learning_rate;
       figures["images_per_second"] = window_images / std::max(seconds, 1e-9);
       if (group) {
         figures["ranks"] = ranks;

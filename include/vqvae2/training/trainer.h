@@ -33,13 +33,24 @@ NLOHMANN_JSON_SERIALIZE_ENUM(NanPolicy, {{NanPolicy::kStop, "stop"}, {NanPolicy:
 
 constexpr int64_t kMaxSkippedInARow = 10;
 
+// How the learning rate moves over a run of T steps. constant: η at every step. cosine: step t
+// (0-based) uses η_t = η·(1 + cos(π·t/T))/2, from η down to nearly 0 at the last step (Loshchilov &
+// Hutter's SGDR without restarts). A short run gains most from it: the last steps, taken with small
+// learning rates, settle into the minimum a constant η keeps jumping around.
+enum class LearningRateSchedule { kConstant, kCosine };
+void to_json(nlohmann::json& json, LearningRateSchedule schedule);
+void from_json(const nlohmann::json& json, LearningRateSchedule& schedule);  // throws Error on an unknown name
+
 // The schedule is global: with several processes (training/distributed.h) the batch size counts the
 // images of one step over all of them, so steps, epochs and results do not depend on their number.
 struct TrainSchedule {
   int64_t batch_size = 32;
   int64_t epochs = 10;
   int64_t steps = 0;               // total optimisation steps; 0 = epochs × batches per epoch
-  double learning_rate = 3e-4;     // Adam
+  double learning_rate = 3e-4;     // Adam's η (the peak one under a schedule)
+  // Constant by default, so configurations written before the schedule existed read as what they
+  // trained; the presets choose.
+  LearningRateSchedule lr_schedule = LearningRateSchedule::kConstant;
   uint64_t seed = 0;               // weights, data order, dropout: everything random
   int64_t log_every = 10;          // steps between metrics lines
   int64_t checkpoint_every = 500;  // steps between checkpoints (also at each epoch's end and the last step)
@@ -51,10 +62,13 @@ struct TrainSchedule {
 
   // Total steps for `batches_per_epoch` batches an epoch.
   int64_t total_steps(int64_t batches_per_epoch) const { return steps > 0 ? steps : epochs * batches_per_epoch; }
+  // The learning rate of step `step` (0-based) of `total`. A resumed run gets the same rates as an
+  // uninterrupted one (a function of the step), unless it changes the total.
+  double learning_rate_at(int64_t step, int64_t total) const;
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainSchedule, batch_size, epochs, steps, learning_rate, seed,
-                                                log_every, checkpoint_every, grid_images, on_nan, precision)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainSchedule, batch_size, epochs, steps, learning_rate, lr_schedule,
+                                                seed, log_every, checkpoint_every, grid_images, on_nan, precision)
 
 // Settings of one process that do not change what is computed: not stored as configuration.
 struct RunSettings {
@@ -84,6 +98,8 @@ class TrainingTask {
   virtual bool forward(nlohmann::json& figures, int64_t& images) = 0;
   // Backward pass and optimiser step for the batch of the last forward().
   virtual void step() = 0;
+  // The learning rate of the steps from now on (the loop sets it before each step).
+  virtual void set_learning_rate(double learning_rate) = 0;
   // Forgets the last forward() (its loss was not finite and the schedule skips such batches),
   // undoing whatever it changed.
   virtual void discard() = 0;
@@ -113,6 +129,7 @@ class ModelTask : public TrainingTask {
   // ∇loss_ (averaged over the group's processes), one Adam step. fp16: ∇(S·loss_) unscaled, and no
   // step when a gradient is not finite (the scaler backs off instead).
   void step() override;
+  void set_learning_rate(double learning_rate) override;
   void discard() override;  // drops loss_; tasks whose forward() changes state undo it too
   void save(const std::string& path, int64_t step) override;
   // Loads the module's and the optimiser's state; returns the checkpoint's step.
