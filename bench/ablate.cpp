@@ -7,7 +7,9 @@
 //   vqvae2-ablate time --codes DIR --level top --variant pixelsnail
 //       parameters, seconds per training step and sampling seconds per map of an untrained variant;
 //   vqvae2-ablate score --vqvae RUN --priors TOP BOTTOM --count 256
-//       samples images ancestrally and scores them with the digit classifier (score_digits).
+//       samples images ancestrally and scores them with the digit classifier (score_digits);
+//       --given-top codes/val.vq2 samples only the bottom, under real top maps; --top-temperature T
+//       samples the top prior at its own temperature.
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
 // norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
@@ -16,6 +18,7 @@
 
 #include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
+#include "vqvae2/data/code_store.h"
 #include "vqvae2/data/image.h"
 #include "vqvae2/models/digit_classifier.h"
 #include "vqvae2/models/sampler.h"
@@ -32,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace vqvae2 {
@@ -192,9 +196,17 @@ int run_time(const std::string& codes_dir, const std::string& level_name, const 
   return 0;
 }
 
+// What to change in the top level of a two-level sample (score --given-top / --top-temperature).
+struct TopLevel {
+  std::string given;        // a code store: its top maps replace the top prior's samples
+  double temperature = -1;  // >= 0: the top prior's temperature (the others keep --temperature)
+  bool reconstruct = false; // with `given`: its bottom maps too (the VQ-VAE's reconstructions, no prior)
+  bool any() const { return !given.empty() || temperature >= 0; }
+};
+
 int run_score(const std::string& vqvae_path, const std::vector<std::string>& prior_paths, int64_t count, int64_t batch,
-              uint64_t seed, const SamplingOptions& sampling, const std::string& classifier, const std::string& grid,
-              const std::string& results, const std::string& label) {
+              uint64_t seed, const SamplingOptions& sampling, const TopLevel& top, const std::string& classifier,
+              const std::string& grid, const std::string& results, const std::string& label) {
   auto vqvae = load<VQVAEKind>(vqvae_path, torch::kCPU);
   std::vector<Prior> priors(vqvae.config.model.levels(), Prior(nullptr));
   for (const auto& path : prior_paths) {
@@ -203,9 +215,37 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
   }
   std::vector<torch::Tensor> images;
   std::vector<double> seconds(priors.size() + 1, 0.0);
+  std::optional<CodeStore> given;
+  if (!top.given.empty()) {
+    given = read_code_store(top.given);
+    VQVAE2_CHECK(given->size() >= count, "{} holds {} maps, fewer than --count {}", top.given, given->size(), count);
+  }
+  VQVAE2_CHECK(!top.any() || priors.size() == 2, "--given-top and --top-temperature need a two-level model");
   for (int64_t begin = 0; begin < count; begin += batch) {
     const auto n = std::min(batch, count - begin);
-    const auto sample = sample_hierarchy(vqvae.model, priors, n, sampling, seed + begin);
+    HierarchySample sample;
+    if (top.any()) {
+      // The top map from the store or from the top prior at its own temperature, then the bottom.
+      torch::NoGradGuard no_grad;
+      auto top_options = sampling;
+      if (top.temperature >= 0) top_options.temperature = top.temperature;
+      const auto start = Clock::now();
+      // Maps spread evenly over the whole store (stores may be ordered by class).
+      const auto picked = given ? (torch::arange(begin, begin + n, torch::kDouble) * (static_cast<double>(given->size()) / count))
+                                      .floor()
+                                      .to(torch::kLong)
+                                : torch::Tensor();
+      const auto upper = given ? given->codes.at(1).index_select(0, picked)
+                               : sample_cached(priors[1], n, {}, top_options, seed * 1000003 + 1 + begin);
+      const auto middle = Clock::now();
+      const auto lower = top.reconstruct ? given->codes.at(0).index_select(0, picked)
+                                         : sample_cached(priors[0], n, upper, sampling, seed * 1000003 + begin);
+      sample.seconds = {seconds_since(middle), std::chrono::duration<double>(middle - start).count(), 0.0};
+      vqvae.model->eval();
+      sample.images = vqvae.model->decode_codes({lower, upper});
+    } else {
+      sample = sample_hierarchy(vqvae.model, priors, n, sampling, seed + begin);
+    }
     for (size_t l = 0; l < seconds.size(); ++l) seconds[l] += sample.seconds[l];
     images.push_back(to_pixels(sample.images));
   }
@@ -219,7 +259,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
                                {"confident", score.confident}, {"images", score.images},
                                {"sampling_seconds", total},     {"seconds_per_level_bottom_first", seconds},
                                {"temperature", sampling.temperature}, {"top_k", sampling.top_k},
-                               {"top_p", sampling.top_p}};
+                               {"top_p", sampling.top_p}, {"given_top", top.given},
+                               {"top_temperature", top.temperature}, {"reconstruct", top.reconstruct}};
   std::cout << line.dump() << std::endl;
   if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
   return 0;
@@ -292,12 +333,18 @@ int main(int argc, char** argv) {
   score->add_option("--classifier", classifier, "digit classifier cache")->capture_default_str();
   score->add_option("--grid", grid, "also write the first 64 samples as a PNG grid");
   score->add_option("--label", label, "a name for the JSON line");
+  TopLevel top;
+  score->add_option("--given-top", top.given,
+                    "two levels: take the top maps from this code store (e.g. codes/val.vq2) and sample only the "
+                    "bottom: how much the bottom prior alone loses");
+  score->add_flag("--reconstruct", top.reconstruct, "with --given-top: the store's bottom maps too (scores reconstructions)");
+  score->add_option("--top-temperature", top.temperature, "two levels: the top prior's temperature (default --temperature)");
   CLI11_PARSE(app, argc, argv);
   try {
     configure_threads({});
     if (prior->parsed()) return run_prior(codes, level, variant, widths, schedule, out, results);
     if (time->parsed()) return run_time(codes, level, variant, widths, schedule.batch_size, !count_only, results);
-    return run_score(vqvae_path, priors, count, batch, seed, sampling, classifier, grid, results, label);
+    return run_score(vqvae_path, priors, count, batch, seed, sampling, top, classifier, grid, results, label);
   } catch (const std::exception& e) {
     std::cerr << "error: " << describe(e) << "\n";
     return 1;
