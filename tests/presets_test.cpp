@@ -19,6 +19,15 @@ TEST(Presets, EveryPresetIsAValidConfigurationOfItsImageSize) {
   EXPECT_EQ(preset_names(), (std::vector<std::string>{"mnist", "small", "reference", "vqvae1"}));
 }
 
+TEST(Presets, TheDigitsModelHasThePapersHierarchyAndVqvae1IsItsBottomLevel) {
+  // ×4 to the bottom, ×2 more to the top (the paper's 256 -> 64 -> 32): 32×32 digits -> 8×8, 4×4.
+  const auto m = vqvae_preset("mnist").model;
+  EXPECT_EQ(m.strides, (std::vector<int64_t>{4, 2}));
+  EXPECT_EQ(m.latent_size(0), 8);
+  EXPECT_EQ(m.latent_size(1), 4);
+  EXPECT_EQ(vqvae_preset("vqvae1").model.latent_size(0), m.latent_size(0));
+}
+
 TEST(Presets, Vqvae1IsOneLevelOfCodebookLossCodesWithAPlainPixelCnnPrior) {
   const auto v1 = vqvae_preset("vqvae1");
   const auto v2 = vqvae_preset("mnist");

@@ -59,8 +59,8 @@ TEST_F(Stage2, ExtractedCodesDecodeToTheVQVAEsOwnReconstructions) {
   const auto store = read_code_store(dir_->file("codes/val.vq2"));
   auto loaded = load<VQVAEKind>(dir_->file("vqvae"), torch::kCPU);
   ASSERT_EQ(store.levels.size(), 2u);
-  EXPECT_EQ(store.levels[0].height, 16);
-  EXPECT_EQ(store.levels[1].height, 8);
+  EXPECT_EQ(store.levels[0].height, 8);  // the mnist preset: 32×32 digits, ×4 then ×2
+  EXPECT_EQ(store.levels[1].height, 4);
   EXPECT_EQ(store.meta["split"], "val");
   EXPECT_EQ(store.meta["image_size"], 32);
   const auto dataset = ImageDataset::open(loaded.config.data, loaded.config.model.format());
@@ -91,7 +91,7 @@ TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
   auto vqvae = load<VQVAEKind>(dir_->file("vqvae"), torch::kCPU);
   const auto sampled = sample_hierarchy(vqvae.model, priors, 4, {}, 1);
   EXPECT_EQ(sampled.images.sizes(), (std::vector<int64_t>{4, 1, 32, 32}));
-  EXPECT_EQ(sampled.codes[1].sizes(), (std::vector<int64_t>{4, 8, 8}));
+  EXPECT_EQ(sampled.codes[1].sizes(), (std::vector<int64_t>{4, 4, 4}));
   // Digits are mostly background: a sample from a trained prior is too, not noise.
   const auto pixels = to_pixels(sampled.images).to(torch::kFloat);
   EXPECT_LT(pixels.mean().item<double>(), 100.0);

@@ -24,7 +24,10 @@ struct SampleConfig {
   std::string vae;                   // instead of vqvae and priors: a Gaussian VAE run folder or .ckpt file
   int64_t count = 16;
   int64_t batch_size = 16;           // images sampled together
-  SamplingOptions sampling;
+  // Nucleus sampling (top-p 0.9) by default: the priors' least likely 10% of probability mass is
+  // where broken strokes come from; measured on the main job, 72% of samples confident digits
+  // against 70% (and 69% against 64% with a 6-epoch VQ-VAE), docs/ABLATIONS.md. 1 = the exact model.
+  SamplingOptions sampling{1.0, 0, 0.9};
   uint64_t seed = 0;                 // same seed, same samples
   bool naive = false;                // the reference sampler: a full forward pass per code
   Precision precision = Precision::kFP32;  // forward passes of the priors and decoder (core/precision.h)
