@@ -50,6 +50,11 @@ ThreadOptions configure_threads(const ThreadOptions& options) {
   // One BLAS thread: our heavy work is convolutions on LibTorch's pool; BLAS is called from inside
   // LibTorch's parallel loops, where extra BLAS threads only fight the pool for the same cores.
   resolved.blas_threads = options.blas_threads > 0 ? options.blas_threads : 1;
+  // Flush denormal floats (|x| < 1.2e-38) to zero. Trained priors carry such values, and x86 cores
+  // take microcode assists on each one: a trained bottom prior's step ran at half the speed of an
+  // untrained one's (139–148 against 255–299 images/s, 2 threads). Set before the pool's threads
+  // exist, so they inherit the mode; values that small change no result that matters.
+  at::globalContext().setFlushDenormal(true);
   at::set_num_threads(resolved.threads);
   set_blas_threads(resolved.blas_threads);
   return resolved;
