@@ -220,6 +220,7 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
     given = read_code_store(top.given);
     VQVAE2_CHECK(given->size() >= count, "{} holds {} maps, fewer than --count {}", top.given, given->size(), count);
   }
+  VQVAE2_CHECK(!top.reconstruct || given, "--reconstruct decodes the maps of --given-top: give that store too");
   VQVAE2_CHECK(!top.any() || priors.size() == 2, "--given-top and --top-temperature need a two-level model");
   for (int64_t begin = 0; begin < count; begin += batch) {
     const auto n = std::min(batch, count - begin);
