@@ -2,6 +2,7 @@
 // and makes one library call (cli.h); every error becomes one clear message and a non-zero exit status.
 #include "cli.h"
 
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/error.h"
 
 #include <CLI/CLI.hpp>
@@ -71,6 +72,8 @@ int run(int argc, char** argv) {
 }  // namespace vqvae2::cli
 
 int main(int argc, char** argv) {
+  // Before anything else: OpenBLAS reads OPENBLAS_CORETYPE only as it loads (core/device.h).
+  vqvae2::restart_with_better_blas_kernels(argv);
   try {
     return vqvae2::cli::run(argc, argv);
   } catch (const std::exception& e) {

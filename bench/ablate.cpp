@@ -272,6 +272,7 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
 
 int main(int argc, char** argv) {
   using namespace vqvae2;
+  restart_with_better_blas_kernels(argv);  // OpenBLAS's kernels for this CPU (core/device.h)
   CLI::App app{"vqvae2-ablate: the prior experiments of docs/ABLATIONS.md"};
   app.require_subcommand(1);
   std::string results;

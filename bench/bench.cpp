@@ -20,6 +20,14 @@ namespace vqvae2::bench {
 
 namespace {
 
+// "1 BLAS threads, OpenBLAS SkylakeX kernels": which kernels ran matters as much as how many threads
+// (core/device.h).
+std::string blas_description() {
+  const auto kernels = blas_kernels();
+  return kernels.empty() ? fmt::format("{} BLAS threads", blas_threads())
+                         : fmt::format("{} BLAS threads, OpenBLAS {} kernels", blas_threads(), kernels);
+}
+
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
@@ -92,8 +100,8 @@ void vqvae(const BenchOptions& options, std::ostream& out) {
   check_precision(options.precision, device);
   const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("VQ-VAE-2 training step, reference widths (h 128, 2x32 res, K 512, D 64), {} ({} LibTorch "
-                     "threads, {} BLAS threads), precision {}\n",
-                     device.str(), at::get_num_threads(), blas_threads(), to_string(options.precision));
+                     "threads, {}), precision {}\n",
+                     device.str(), at::get_num_threads(), blas_description(), to_string(options.precision));
   out << fmt::format("measured peak: {:.1f} GFLOP/s in {} (best of a 2048^3 matmul and a 128->128 3x3 conv)\n", peak,
                      to_string(options.precision));
   out << "| image | batch | s/step | images/s | GFLOP/step | GFLOP/s | of peak |\n";
@@ -143,8 +151,8 @@ void prior(const BenchOptions& options, std::ostream& out) {
   check_precision(options.precision, device);
   const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("Prior training step, reference widths (C 256, 4 blocks x 4 gated layers, 8 heads), {} ({} "
-                     "LibTorch threads, {} BLAS threads), precision {}; measured peak {:.1f} GFLOP/s in {}\n",
-                     device.str(), at::get_num_threads(), blas_threads(), to_string(options.precision), peak,
+                     "LibTorch threads, {}), precision {}; measured peak {:.1f} GFLOP/s in {}\n",
+                     device.str(), at::get_num_threads(), blas_description(), to_string(options.precision), peak,
                      to_string(options.precision));
   out << "| prior | map | batch | parameters | s/step | GFLOP/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n";
   struct Case {
@@ -192,8 +200,8 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
   vqvae->to(device);
   for (auto& p : priors) p->to(device);
   out << fmt::format("Ancestral sampling of 256x256 images at reference widths (top 32x32 PixelSNAIL, bottom 64x64 "
-                     "conditional, K 512), cached sampler, {} ({} LibTorch threads, {} BLAS threads)\n",
-                     device.str(), at::get_num_threads(), blas_threads());
+                     "conditional, K 512), cached sampler, {} ({} LibTorch threads, {})\n",
+                     device.str(), at::get_num_threads(), blas_description());
   out << "| batch | top s | bottom s | decode s | total s | s/image |\n|---|---|---|---|---|---|\n";
   for (const auto batch : batches) {
     const auto result = sample_hierarchy(vqvae, priors, batch, {}, 0);

@@ -12,6 +12,7 @@
 #include <vector>
 
 int main(int argc, char** argv) {
+  vqvae2::restart_with_better_blas_kernels(argv);  // before anything: OpenBLAS picks kernels as it loads
   if (argc < 4) {
     std::cerr << "usage: sample_from_checkpoints VQVAE PRIOR... OUT.png\n";
     return 2;

@@ -9,6 +9,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  vqvae2::restart_with_better_blas_kernels(argv);  // before anything: OpenBLAS picks kernels as it loads
   if (argc != 2) {
     std::cerr << "usage: train_and_reconstruct RUN_FOLDER\n";
     return 2;

@@ -12,6 +12,9 @@
 # LibTorch threads and one OpenBLAS thread, as vqvae2 does (bench/pytorch_reference_bench.py).
 # Both sides time a VQ-VAE training step (64x64 batch 16, 256x256 batch 4) and a top (32x32, batch 8)
 # and bottom (64x64, batch 4) prior training step at the reference widths; medians of ITERATIONS.
+# Both run the same OpenBLAS kernels: vqvae2 restarts itself with better ones when OpenBLAS picks
+# older kernels than the CPU runs (src/core/device.cpp), and the reference is given the same set
+# through OPENBLAS_CORETYPE, so the columns compare implementations, not kernel choices.
 # Run it on a quiet machine: anything else running changes both columns.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,9 +32,13 @@ vqvae2="${VQVAE2_BUILD_DIR:-$root/build}/vqvae2"
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# bf16/AMX: $(grep -o 'amx[a-z_0-9]*\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+kernels=$(OPENBLAS_VERBOSE=2 "$vqvae2" --version 2>&1 | sed -n 's/^Core: //p' | tail -1)
+echo "# OpenBLAS kernels, both sides: ${kernels:-none (the BLAS is not OpenBLAS)}"
 echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations"
 "$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
 "$vqvae2" bench prior --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
 echo "## reference: bench/pytorch_reference_bench.py --threads $threads --iters $iterations (OPENBLAS_NUM_THREADS=1)"
-OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" \
+same_kernels=()
+[ -n "${OPENBLAS_CORETYPE:-$kernels}" ] && same_kernels=("OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$kernels}")
+env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" \
   --iters "$iterations" --what vqvae,prior

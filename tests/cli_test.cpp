@@ -2,6 +2,7 @@
 #include "speech.h"
 #include "test_util.h"
 
+#include "vqvae2/core/device.h"
 #include "vqvae2/core/files.h"
 #include "vqvae2/data/audio.h"
 #include "vqvae2/data/image.h"
@@ -43,6 +44,22 @@ TEST(Cli, HelpExplainsEveryCommandAndFlag) {
     EXPECT_NE(train.output.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(train.output.find("mnist 32; small 64; reference 256"), std::string::npos) << "preset defaults shown";
+}
+
+TEST(Cli, TheProgramRunsTheWidestOpenBlasKernelsThisCpuRuns) {
+  // OpenBLAS reports the kernels it loaded with OPENBLAS_VERBOSE=2 ("Core: Prescott"); the program
+  // restarts itself once when they are older than the CPU runs, so the last report is what it ran.
+  const auto loaded = blas_kernels();  // this test's own process: OpenBLAS's own choice
+  if (loaded.empty()) GTEST_SKIP() << "the BLAS in use is not OpenBLAS";
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: the user's choice";
+  const auto better = better_blas_kernels(loaded, cpu_vector_features());
+  const auto verbose = run_vqvae2("--version", "OPENBLAS_VERBOSE=2");
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.output;
+  const auto last = verbose.output.rfind("Core: ");
+  ASSERT_NE(last, std::string::npos) << verbose.output;
+  const auto ran = verbose.output.substr(last + 6, verbose.output.find('\n', last) - last - 6);
+  EXPECT_EQ(ran, better.empty() ? loaded : better) << verbose.output;
+  EXPECT_NE(verbose.output.find("vqvae2 0.1.0"), std::string::npos) << verbose.output;
 }
 
 TEST(Cli, BadFlagsAndValuesAreClearErrors) {

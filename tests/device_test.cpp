@@ -19,6 +19,21 @@ TEST(Device, ConfiguringThreadsFlushesDenormalsToZero) {
   EXPECT_EQ((tiny * 2).max().item<float>(), 0.0f);
 }
 
+TEST(Device, OlderIntelBlasKernelsAreReplacedByTheWidestTheCpuRuns) {
+  const CpuVectorFeatures sse{false, false}, avx2{true, false}, avx512{true, true};
+  // Bookworm's OpenBLAS on an Emerald Rapids Xeon (model 207, unknown to it) picks Prescott's.
+  EXPECT_EQ(better_blas_kernels("Prescott", avx512), "SkylakeX");
+  EXPECT_EQ(better_blas_kernels("Prescott", avx2), "Haswell");
+  EXPECT_EQ(better_blas_kernels("Sandybridge", avx2), "Haswell");
+  EXPECT_EQ(better_blas_kernels("Haswell", avx512), "SkylakeX");
+  EXPECT_EQ(better_blas_kernels("Prescott", sse), "");  // nothing wider to run
+  EXPECT_EQ(better_blas_kernels("Haswell", avx2), "");
+  EXPECT_EQ(better_blas_kernels("SkylakeX", avx512), "");
+  EXPECT_EQ(better_blas_kernels("Cooperlake", avx512), "");  // newer than SkylakeX: kept
+  EXPECT_EQ(better_blas_kernels("Zen", avx512), "");         // not Intel's: kept
+  EXPECT_EQ(better_blas_kernels("", avx512), "");            // not OpenBLAS
+}
+
 TEST(Device, ThreadsDefaultToEveryCoreForLibTorchAndOneForBlas) {
   const auto resolved = configure_threads({});
   EXPECT_EQ(resolved.threads, available_cores());

@@ -46,9 +46,10 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-CommandResult run_vqvae2(const std::string& arguments) {
+CommandResult run_vqvae2(const std::string& arguments, const std::string& environment) {
   CommandResult result;
-  const std::string command = std::string("'") + VQVAE2_BINARY + "' " + arguments + " 2>&1";
+  const std::string command =
+      (environment.empty() ? "" : "env " + environment + " ") + "'" + VQVAE2_BINARY + "' " + arguments + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];

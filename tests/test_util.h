@@ -34,8 +34,9 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
 };
-// Runs the vqvae2 binary under test with `arguments` (a shell-quoted string).
-CommandResult run_vqvae2(const std::string& arguments);
+// Runs the vqvae2 binary under test with `arguments` (a shell-quoted string), with `environment`
+// ("NAME=value ...") added to its environment.
+CommandResult run_vqvae2(const std::string& arguments, const std::string& environment = "");
 
 // Starts the vqvae2 binary with `arguments` (split on spaces) in the background, its output going
 // to `log`; returns its process id.

@@ -6,11 +6,15 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -30,7 +34,49 @@ using SetThreads = void (*)(int);
 using GetThreads = int (*)();
 SetThreads openblas_set() { return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
 GetThreads openblas_get() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
+using GetCoreName = char* (*)();
 }  // namespace
+
+std::string blas_kernels() {
+  const auto get = reinterpret_cast<GetCoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = get ? get() : nullptr;
+  return name ? name : "";
+}
+
+CpuVectorFeatures cpu_vector_features() {
+  CpuVectorFeatures cpu;
+#if defined(__x86_64__) || defined(__i386__)
+  // libgcc's checks include the operating system's support (XCR0) for the wider registers.
+  cpu.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  cpu.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+#endif
+  return cpu;
+}
+
+std::string better_blas_kernels(const std::string& detected, const CpuVectorFeatures& cpu) {
+  // OpenBLAS's Intel kernel sets, oldest first; rank 1 = AVX2 with FMA, rank 2 = AVX-512. Sets newer
+  // than SkylakeX (Cooperlake, SapphireRapids) add bf16 kernels, not faster fp32 ones.
+  static const std::vector<std::pair<std::string, int>> intel = {
+      {"Katmai", 0}, {"Coppermine", 0}, {"Northwood", 0}, {"Prescott", 0}, {"Banias", 0},
+      {"Core2", 0},  {"Penryn", 0},     {"Dunnington", 0}, {"Nehalem", 0},  {"Atom", 0},
+      {"Sandybridge", 0}, {"Haswell", 1}, {"SkylakeX", 2}, {"Cooperlake", 2}, {"SapphireRapids", 2}};
+  const auto found = std::find_if(intel.begin(), intel.end(), [&](const auto& set) { return set.first == detected; });
+  if (found == intel.end()) return "";
+  const int best = cpu.avx512 ? 2 : cpu.avx2_fma ? 1 : 0;
+  if (best <= found->second) return "";
+  return best == 2 ? "SkylakeX" : "Haswell";
+}
+
+void restart_with_better_blas_kernels(char** argv) {
+  if (argv == nullptr || argv[0] == nullptr || std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const auto better = better_blas_kernels(blas_kernels(), cpu_vector_features());
+  if (better.empty()) return;
+  // Set even if the restart fails: the variable also says that this process has been through here.
+  ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure
+}
 
 int blas_threads() {
   auto get = openblas_get();

@@ -28,6 +28,36 @@ int blas_threads();
 // Sets OpenBLAS's thread count; a no-op when the BLAS in use is not OpenBLAS.
 void set_blas_threads(int threads);
 
+// OpenBLAS's kernels. Debian's OpenBLAS carries kernels for every x86 CPU and picks one set once, as
+// it loads, from the CPU's model number; a CPU newer than its tables gets the oldest set. Bookworm's
+// 0.3.21 runs Prescott's SSE3 kernels on an Emerald Rapids Xeon (family 6, model 207): matrix
+// products at a quarter of the vector width, and VQ-VAE and top-prior training steps 1.4× slower
+// than with its SkylakeX (AVX-512) kernels (README, "Threads"). OPENBLAS_CORETYPE overrides the
+// choice, but only as the library loads, before main().
+
+// The kernel set OpenBLAS runs ("Prescott", "Haswell", "SkylakeX", ...), or "" when the BLAS in use is
+// not OpenBLAS.
+std::string blas_kernels();
+
+// What the CPU's vector units can run (the features OpenBLAS's kernel sets need).
+struct CpuVectorFeatures {
+  bool avx2_fma = false;  // Haswell's kernels
+  bool avx512 = false;    // SkylakeX's kernels: AVX-512 F, CD, BW, DQ and VL
+};
+CpuVectorFeatures cpu_vector_features();
+
+// The kernel set to run instead of `detected` on a CPU with `cpu`'s features, or "" to keep
+// `detected`: SkylakeX or Haswell when `detected` is an older Intel set than the CPU runs. Other
+// sets (AMD's, ARM's, names this list does not know) are kept.
+std::string better_blas_kernels(const std::string& detected, const CpuVectorFeatures& cpu);
+
+// For a program's main(), first thing: when OpenBLAS picked older kernels than this CPU runs and
+// OPENBLAS_CORETYPE is unset, sets it and runs the program again with the same arguments
+// (/proc/self/exe), so that OpenBLAS loads with the better kernels. Returns when there is nothing to
+// do, or when the restart failed (the program then runs as it is). OPENBLAS_CORETYPE set by the
+// user, to anything, is left alone.
+void restart_with_better_blas_kernels(char** argv);
+
 // LibTorch's intra-op pool held to at most `threads` for a scope (never raised), restored after.
 // For loops of tiny operations, such as the cached sampler's per-position steps: every parallel
 // region costs a fork and a barrier, microseconds on an idle machine, but when another process holds
