@@ -44,7 +44,7 @@ TEST(Generate, SamplesEveryImageWritesTheGridAndTheCodes) {
   other.seed = 9;
   EXPECT_FALSE(torch::equal(sample_images(other, test::quiet()).codes[1], result.codes[1]));
   // Nucleus sampling unless asked otherwise; top-p 1 samples the exact model.
-  EXPECT_DOUBLE_EQ(SampleConfig().sampling.top_p, 0.9);
+  EXPECT_DOUBLE_EQ(SampleConfig().sampling.top_p, 0.8);
 }
 
 TEST(Generate, PriorsMustBeOnePerLevel) {
