@@ -13,7 +13,8 @@
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
 // norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
-// prior's conditioning transposed (learned stride-s upsampling) and position (background channels).
+// prior's conditioning transposed (learned stride-s upsampling) and position (background channels),
+// both on by default now, or nearest and noposition (the old conditioning).
 #include "bench.h"
 
 #include "vqvae2/core/device.h"
@@ -86,6 +87,10 @@ TrainPriorConfig variant_config(const PriorCodes& codes, int64_t level, const st
       o.condition.upsample = "transposed";
     } else if (token == "position") {
       o.condition.position = true;
+    } else if (token == "nearest") {  // the library's defaults are transposed + position: these undo them
+      o.condition.upsample = "nearest";
+    } else if (token == "noposition") {
+      o.condition.position = false;
     } else {
       fail("unknown variant token '{}' in '{}'", token, variant);
     }
