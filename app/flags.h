@@ -144,6 +144,11 @@ void add_schedule_flags(CLI::App* app, PresetFlags<Config>& flags, const std::st
                               [](C& c) -> int64_t& { return c.train.log_every; });
   flags.template add<int64_t>(app, "--checkpoint-every", "steps between checkpoints (also written at each epoch's end)",
                               [](C& c) -> int64_t& { return c.train.checkpoint_every; });
+  flags.template add<double>(app, "--weight-average",
+                             "Polyak averaging: decay d of a moving average of the weights, updated after every step "
+                             "(0 = off; 0.995 averages about the last 200 steps). Evaluations, checkpoints and "
+                             "samples use the average; resuming continues both",
+                             [](C& c) -> double& { return c.train.weight_average; });
   flags.template add<std::string>(
            app, "--on-nan", "a NaN or infinite loss: stop, or skip the batch (at most 10 in a row)",
            [](const C& c) { return nlohmann::json(c.train.on_nan).template get<std::string>(); },

@@ -1,10 +1,12 @@
 #include "vqvae2/training/trainer.h"
 
 #include "test_util.h"
+#include "vqvae2/core/checkpoint.h"
 #include "vqvae2/core/error.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -152,6 +154,117 @@ TEST(TrainLoop, ACosineScheduleFallsFromThePeakToNearlyZeroAndResumesOnTheSameCu
   FakeTask constant({});
   run_training_loop(constant, schedule(8, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
   EXPECT_EQ(constant.rates_, std::vector<double>(8, TrainSchedule().learning_rate));
+}
+
+// A linear model y = w·x + b fitted to 1 by Adam on batches x = (k, k) for the k-th batch of an epoch;
+// its evaluation is its parameters (w, b).
+class LinearTask : public ModelTask {
+ public:
+  explicit LinearTask(torch::nn::Linear linear)
+      : ModelTask("linear", nlohmann::json::object(), linear.ptr(), 0.1), linear_(std::move(linear)) {}
+  int64_t batches_per_epoch() const override { return 4; }
+  void start_epoch(int64_t, int64_t first_batch) override { batch_ = first_batch; }
+  bool forward(nlohmann::json& figures, int64_t& images) override {
+    if (batch_ == 4) return false;
+    const auto x = torch::full({2, 2}, static_cast<double>(++batch_));
+    loss_ = (linear_(x) - 1).pow(2).mean();
+    figures = {{"loss", loss_.item<double>()}};
+    images = 2;
+    return true;
+  }
+  void step() override {
+    ModelTask::step();
+    trained_.push_back(parameters());
+  }
+  nlohmann::json evaluate() override {
+    const auto p = parameters();
+    return {{"parameters", std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel())}};
+  }
+  std::string summarize(const nlohmann::json&) const override { return "ok"; }
+  torch::Tensor parameters() const { return torch::cat({linear_->weight.detach().flatten(), linear_->bias.detach()}); }
+
+  torch::nn::Linear linear_;
+  int64_t batch_ = 0;
+  std::vector<torch::Tensor> trained_;  // the parameters after each step
+};
+
+torch::Tensor stored_parameters(const std::string& path, const std::string& prefix) {
+  const auto checkpoint = read_model_checkpoint(path, "linear");
+  return torch::cat({checkpoint.tensors.at(prefix + "/weight").flatten(), checkpoint.tensors.at(prefix + "/bias")});
+}
+
+TEST(ModelTask, PolyakAveragingEvaluatesAndCheckpointsTheAverageAndResumesOnTheSameCurve) {
+  test::TempDir dir;
+  auto s = schedule(6, NanPolicy::kStop);
+  s.learning_rate = 0.1;
+  s.weight_average = 0.5;
+  torch::manual_seed(0);
+  LinearTask whole{torch::nn::Linear(2, 1)};
+  const auto initial = whole.parameters();
+  const auto result = run_training_loop(whole, s, 0, {"t", dir.file("whole.ckpt"), dir.file("m.jsonl"), true});
+  ASSERT_EQ(whole.trained_.size(), 6u);
+  // θ̄ ← d_t·θ̄ + (1 − d_t)·θ_t with d_t = min(d, (1 + t)/(10 + t)), from θ̄ = θ_0.
+  auto average = initial.clone();
+  for (size_t t = 0; t < whole.trained_.size(); ++t) {
+    const double d = std::min(0.5, (1.0 + t) / (10.0 + t));
+    average = d * average + (1 - d) * whole.trained_[t];
+  }
+  EXPECT_FALSE(torch::allclose(average, whole.trained_.back(), 1e-3, 1e-3));  // the test can tell them apart
+  // The evaluations measured θ̄; the model holds θ again afterwards.
+  const auto evaluated = torch::tensor(result.final.at("parameters").get<std::vector<float>>());
+  EXPECT_TRUE(torch::allclose(evaluated, average, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(whole.parameters(), whole.trained_.back()));
+  // The checkpoint's model, which loaders read, is θ̄; θ is kept for resuming.
+  EXPECT_TRUE(torch::allclose(stored_parameters(dir.file("whole.ckpt"), "model"), average, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(stored_parameters(dir.file("whole.ckpt"), "trained"), whole.trained_.back()));
+
+  // Stopped after 3 steps and resumed from the checkpoint: the same θ and θ̄ as the uninterrupted run.
+  auto half = s;
+  half.steps = 3;
+  torch::manual_seed(0);
+  LinearTask started{torch::nn::Linear(2, 1)};
+  run_training_loop(started, half, 0, {"t", dir.file("half.ckpt"), dir.file("h.jsonl"), true});
+  torch::manual_seed(1);
+  LinearTask resumed{torch::nn::Linear(2, 1)};
+  EXPECT_EQ(resumed.restore(read_model_checkpoint(dir.file("half.ckpt"), "linear")), 3);
+  EXPECT_TRUE(torch::equal(resumed.parameters(), whole.trained_[2]));
+  run_training_loop(resumed, s, 3, {"t", dir.file("half.ckpt"), dir.file("h.jsonl"), true});
+  EXPECT_TRUE(torch::allclose(stored_parameters(dir.file("half.ckpt"), "model"), average, 1e-6, 1e-7));
+  EXPECT_TRUE(torch::allclose(stored_parameters(dir.file("half.ckpt"), "trained"), whole.trained_.back(), 1e-6, 1e-7));
+}
+
+TEST(ModelTask, WithoutAveragingTheCheckpointHoldsTheTrainedWeightsOnly) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  LinearTask task{torch::nn::Linear(2, 1)};
+  const auto result = run_training_loop(task, schedule(4, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m"), true});
+  const auto evaluated = torch::tensor(result.final.at("parameters").get<std::vector<float>>());
+  EXPECT_TRUE(torch::equal(evaluated, task.trained_.back()));
+  EXPECT_TRUE(torch::equal(stored_parameters(dir.file("c"), "model"), task.trained_.back()));
+  EXPECT_TRUE(read_model_checkpoint(dir.file("c"), "linear").tensors.names("trained/").empty());
+}
+
+TEST(TrainLoop, ATaskThatCannotAverageItsWeightsRefusesAWeightAverage) {
+  test::TempDir dir;
+  FakeTask task({});
+  auto s = schedule(4, NanPolicy::kStop);
+  s.weight_average = 0.9;
+  test::expect_error([&] { run_training_loop(task, s, 0, {"t", dir.file("c"), dir.file("m.jsonl"), true}); },
+                     "this training does not average its weights; give a weight average of 0, not 0.9");
+  EXPECT_EQ(task.steps_, 0);
+}
+
+TEST(TrainSchedule, TheWeightAverageRoundTripsOldSchedulesReadAsOffAndADecayOfOneIsRefused) {
+  TrainSchedule s;
+  EXPECT_EQ(s.weight_average, 0.0);
+  s.weight_average = 0.995;
+  const nlohmann::json json = s;
+  EXPECT_EQ(json.get<TrainSchedule>().weight_average, 0.995);
+  auto old = json;  // written before weight averaging existed
+  old.erase("weight_average");
+  EXPECT_EQ(old.get<TrainSchedule>().weight_average, 0.0);
+  s.weight_average = 1.0;  // θ̄ would never move from the initial weights
+  test::expect_error([&] { s.validate(); }, "the weight average's decay must be in [0, 1)");
 }
 
 TEST(TrainSchedule, TheLearningRateScheduleRoundTripsAndOldSchedulesReadAsConstant) {

@@ -28,6 +28,9 @@ void TrainSchedule::validate() const {
   VQVAE2_CHECK(log_every >= 1, "steps between metrics lines must be positive, got {}", log_every);
   VQVAE2_CHECK(checkpoint_every >= 1, "steps between checkpoints must be positive, got {}", checkpoint_every);
   VQVAE2_CHECK(grid_images >= 0, "grid images must be >= 0, got {}", grid_images);
+  VQVAE2_CHECK(weight_average >= 0 && weight_average < 1,
+               "the weight average's decay must be in [0, 1) (0 = off; 0.995 averages over about 200 steps), got {}",
+               weight_average);
 }
 
 void to_json(nlohmann::json& json, LearningRateSchedule schedule) {
@@ -56,6 +59,10 @@ int64_t RunSettings::share_of(int64_t batch_size) const {
                "multiple of {}",
                batch_size, ranks(), ranks());
   return batch_size / ranks();
+}
+
+void TrainingTask::average_weights(double decay) {
+  VQVAE2_CHECK(decay == 0, "this training does not average its weights; give a weight average of 0, not {}", decay);
 }
 
 // ---- a module trained by Adam -------------------------------------------------------------------
@@ -95,6 +102,14 @@ void ModelTask::step() {
   const bool finite = !scaler_ || scaler_->unscale(module_->parameters());
   if (finite) {
     optimizer_.step();
+    if (!average_.empty()) {
+      torch::NoGradGuard no_grad;
+      const auto t = static_cast<double>(averaged_steps_);
+      const double decay = std::min(average_decay_, (1.0 + t) / (10.0 + t));
+      const auto parameters = module_->parameters();
+      for (size_t i = 0; i < parameters.size(); ++i) average_[i].mul_(decay).add_(parameters[i].detach(), 1.0 - decay);
+      ++averaged_steps_;
+    }
   } else {
     ++overflow_steps_;
   }
@@ -120,17 +135,68 @@ void ModelTask::distribute(std::shared_ptr<DistributedGroup> group) {
 void ModelTask::discard() { loss_ = torch::Tensor(); }
 
 void ModelTask::save(const std::string& path, int64_t step) {
-  NamedTensors scaler;  // fp16: the loss scaler's state beside the model's and Adam's
-  if (scaler_) scaler_->save(scaler, "scaler");
-  write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, scaler);
+  NamedTensors extra;  // fp16: the loss scaler's state beside the model's and Adam's
+  if (scaler_) scaler_->save(extra, "scaler");
+  if (average_.empty()) {
+    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, extra);
+    return;
+  }
+  for (const auto& parameter : module_->named_parameters()) extra.add("trained/" + parameter.key(), parameter.value());
+  extra.add("trained/averaged_steps", torch::tensor(averaged_steps_, torch::kLong));
+  swap_averaged_weights();
+  try {
+    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, extra);
+  } catch (...) {
+    swap_averaged_weights();
+    throw;
+  }
+  swap_averaged_weights();
 }
 
 int64_t ModelTask::restore(const ModelCheckpoint& checkpoint) {
-  load_module(*module_, checkpoint.tensors, "model", checkpoint.path);
-  load_adam(optimizer_, checkpoint.tensors, "optimizer", checkpoint.path);
+  const auto& tensors = checkpoint.tensors;
+  load_module(*module_, tensors, "model", checkpoint.path);
+  load_adam(optimizer_, tensors, "optimizer", checkpoint.path);
   // A run trained in another precision until now starts scaling afresh.
-  if (scaler_ && checkpoint.tensors.contains("scaler/scale")) scaler_->load(checkpoint.tensors, "scaler");
+  if (scaler_ && tensors.contains("scaler/scale")) scaler_->load(tensors, "scaler");
+  average_.clear();
+  averaged_steps_ = 0;
+  if (tensors.contains("trained/averaged_steps")) {
+    // "model/" held the average θ̄; training goes on from the trained θ.
+    torch::NoGradGuard no_grad;
+    for (const auto& parameter : module_->named_parameters()) {
+      const auto& trained = tensors.at("trained/" + parameter.key());
+      VQVAE2_CHECK(trained.sizes() == parameter.value().sizes(), "'{}': trained/{} has shape {}, the model's is {}",
+                   checkpoint.path, parameter.key(), c10::str(trained.sizes()), c10::str(parameter.value().sizes()));
+      average_.push_back(parameter.value().detach().clone());
+      parameter.value().detach().copy_(trained);
+    }
+    averaged_steps_ = tensors.at("trained/averaged_steps").item<int64_t>();
+  }
   return checkpoint.step;
+}
+
+void ModelTask::average_weights(double decay) {
+  VQVAE2_CHECK(decay >= 0 && decay < 1, "the weight average's decay must be in [0, 1), got {}", decay);
+  average_decay_ = decay;
+  if (decay == 0) {  // a run resumed without averaging goes on from θ and forgets θ̄
+    average_.clear();
+    averaged_steps_ = 0;
+    return;
+  }
+  if (!average_.empty()) return;  // restored from the checkpoint
+  for (const auto& parameter : module_->parameters()) average_.push_back(parameter.detach().clone());
+}
+
+void ModelTask::swap_averaged_weights() {
+  if (average_.empty()) return;
+  torch::NoGradGuard no_grad;
+  const auto parameters = module_->parameters();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    auto trained = parameters[i].detach().clone();
+    parameters[i].detach().copy_(average_[i]);
+    average_[i].copy_(trained);
+  }
 }
 
 // ---- start or resume ----------------------------------------------------------------------------
@@ -173,6 +239,19 @@ LoopSettings loop_settings(const TrainingRun& run, const std::string& label, con
 
 namespace {
 
+// The scope in which the task's model holds its averaged weights θ̄ (TrainSchedule::weight_average):
+// what evaluations measure and pictures show is what the checkpoint's model holds.
+class AveragedWeights {
+ public:
+  explicit AveragedWeights(TrainingTask& task) : task_(task) { task_.swap_averaged_weights(); }
+  ~AveragedWeights() { task_.swap_averaged_weights(); }
+  AveragedWeights(const AveragedWeights&) = delete;
+  AveragedWeights& operator=(const AveragedWeights&) = delete;
+
+ private:
+  TrainingTask& task_;
+};
+
 nlohmann::json eval_record(const nlohmann::json& evaluation, int64_t step, int64_t epoch) {
   nlohmann::json record = {{"event", "eval"}, {"step", step}, {"epoch", epoch}};
   for (const auto& [key, value] : evaluation.items()) record["val_" + key] = value;
@@ -206,9 +285,11 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
     if (log) log->write(line);
   };
   if (group) task.distribute(group);
+  task.average_weights(schedule.weight_average);
   LoopResult result;
   int64_t step = start_step;
   if (step == 0) {
+    const AveragedWeights averaged(task);
     result.initial = task.evaluate();
     record(eval_record(result.initial, 0, 0));
   }
@@ -280,6 +361,7 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
 
     const bool epoch_end = step % per_epoch == 0;
     if (epoch_end || step == total) {
+      const AveragedWeights averaged(task);
       result.final = task.evaluate();
       record(eval_record(result.final, step, (step + per_epoch - 1) / per_epoch));
       bar.message(fmt::format("step {}: {}", step, task.summarize(result.final)));
@@ -306,7 +388,10 @@ LoopResult run_training_loop(TrainingTask& task, const TrainSchedule& schedule, 
     }
   }
   bar.finish();
-  if (result.final.is_null()) result.final = task.evaluate();  // resumed at the end: nothing ran
+  if (result.final.is_null()) {  // resumed at the end: nothing ran
+    const AveragedWeights averaged(task);
+    result.final = task.evaluate();
+  }
   result.steps = step;
   return result;
 }

@@ -21,6 +21,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -60,6 +61,12 @@ struct TrainSchedule {
   // Number format of the forward passes (core/precision.h); parameters and checkpoints stay fp32.
   // Part of the schedule: a resumed run may change it.
   Precision precision = Precision::kFP32;
+  // Polyak averaging: the decay d of an exponential moving average of the weights, θ̄ ← d·θ̄ + (1−d)·θ
+  // after every step (0 = off). Evaluations, checkpoints' models and everything loaded from them use
+  // θ̄: a constant learning rate leaves θ jumping around the minimum, and the average sits nearer its
+  // centre. d's horizon 1/(1−d) steps should be well under the run's length. Off by default, so
+  // configurations written before it existed read as what they trained; the presets choose.
+  double weight_average = 0.0;
 
   // Total steps for `batches_per_epoch` batches an epoch.
   int64_t total_steps(int64_t batches_per_epoch) const { return steps > 0 ? steps : epochs * batches_per_epoch; }
@@ -69,7 +76,8 @@ struct TrainSchedule {
   void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainSchedule, batch_size, epochs, steps, learning_rate, lr_schedule,
-                                                seed, log_every, checkpoint_every, grid_images, on_nan, precision)
+                                                seed, log_every, checkpoint_every, grid_images, on_nan, precision,
+                                                weight_average)
 
 // Settings of one process that do not change what is computed: not stored as configuration.
 struct RunSettings {
@@ -112,6 +120,12 @@ class TrainingTask {
   virtual void after_evaluation(int64_t step) {}
   // Writes a checkpoint for training step `step` to `path` (atomically).
   virtual void save(const std::string& path, int64_t step) = 0;
+  // Polyak averaging with decay `decay` (TrainSchedule::weight_average) from now on; 0 = none. The
+  // loop calls it once, before the first step. Tasks that cannot average refuse a decay above 0.
+  virtual void average_weights(double decay);
+  // Exchanges the trained weights θ and their average θ̄ in the model (nothing without averaging):
+  // the loop evaluates the average between two calls.
+  virtual void swap_averaged_weights() {}
   // Joins the processes of `group` before the first step (the loop calls it when there are several).
   virtual void distribute(std::shared_ptr<DistributedGroup> group) {}
 };
@@ -132,9 +146,16 @@ class ModelTask : public TrainingTask {
   void step() override;
   void set_learning_rate(double learning_rate) override;
   void discard() override;  // drops loss_; tasks whose forward() changes state undo it too
+  // With averaging the checkpoint's model ("model/") is the average θ̄ (what loaders read); the
+  // trained θ goes to "trained/", for resuming.
   void save(const std::string& path, int64_t step) override;
-  // Loads the module's and the optimiser's state; returns the checkpoint's step.
+  // Loads the module's and the optimiser's state (and the average, when the checkpoint has one);
+  // returns the checkpoint's step.
   int64_t restore(const ModelCheckpoint& checkpoint);
+  // θ̄ starts from the weights now (or continues the restored average); d_t = min(d, (1+t)/(10+t))
+  // at the t-th averaged step, so the first steps' random weights fade fast.
+  void average_weights(double decay) override;
+  void swap_averaged_weights() override;
   // Takes rank 0's parameters and buffers, and averages gradients over `group` from now on.
   void distribute(std::shared_ptr<DistributedGroup> group) override;
   // fp16 steps skipped for non-finite gradients so far (this process's run).
@@ -158,6 +179,10 @@ class ModelTask : public TrainingTask {
   torch::Device device_ = torch::kCPU;
   std::unique_ptr<LossScaler> scaler_;  // fp16 only
   int64_t overflow_steps_ = 0;
+  // Polyak averaging: d, θ̄ (one per parameter; empty when off) and the steps averaged so far.
+  double average_decay_ = 0.0;
+  std::vector<torch::Tensor> average_;
+  int64_t averaged_steps_ = 0;
 };
 
 // A run folder opened for training: fresh, or resumed from its checkpoint, which is read once here
