@@ -9,7 +9,8 @@
 //   vqvae2-ablate score --vqvae RUN --priors TOP BOTTOM --count 256
 //       samples images ancestrally and scores them with the digit classifier (score_digits);
 //       --given-top codes/val.vq2 samples only the bottom, under real top maps; --top-temperature T
-//       samples the top prior at its own temperature.
+//       and --top-top-p P sample the top prior at its own temperature and nucleus threshold. The
+//       JSON line counts the samples read as each digit.
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
 // norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
@@ -205,8 +206,9 @@ int run_time(const std::string& codes_dir, const std::string& level_name, const 
 struct TopLevel {
   std::string given;        // a code store: its top maps replace the top prior's samples
   double temperature = -1;  // >= 0: the top prior's temperature (the others keep --temperature)
+  double top_p = -1;        // > 0: the top prior's nucleus threshold (the others keep --top-p)
   bool reconstruct = false; // with `given`: its bottom maps too (the VQ-VAE's reconstructions, no prior)
-  bool any() const { return !given.empty() || temperature >= 0; }
+  bool any() const { return !given.empty() || temperature >= 0 || top_p > 0; }
 };
 
 int run_score(const std::string& vqvae_path, const std::vector<std::string>& prior_paths, int64_t count, int64_t batch,
@@ -226,7 +228,7 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
     VQVAE2_CHECK(given->size() >= count, "{} holds {} maps, fewer than --count {}", top.given, given->size(), count);
   }
   VQVAE2_CHECK(!top.reconstruct || given, "--reconstruct decodes the maps of --given-top: give that store too");
-  VQVAE2_CHECK(!top.any() || priors.size() == 2, "--given-top and --top-temperature need a two-level model");
+  VQVAE2_CHECK(!top.any() || priors.size() == 2, "--given-top, --top-temperature and --top-top-p need a two-level model");
   for (int64_t begin = 0; begin < count; begin += batch) {
     const auto n = std::min(batch, count - begin);
     HierarchySample sample;
@@ -235,6 +237,7 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
       torch::NoGradGuard no_grad;
       auto top_options = sampling;
       if (top.temperature >= 0) top_options.temperature = top.temperature;
+      if (top.top_p > 0) top_options.top_p = top.top_p;
       const auto start = Clock::now();
       // Maps spread evenly over the whole store (stores may be ordered by class).
       const auto picked = given ? (torch::arange(begin, begin + n, torch::kDouble) * (static_cast<double>(given->size()) / count))
@@ -259,6 +262,13 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
   if (!grid.empty()) save_png(grid, make_grid(pixels.slice(0, 0, std::min<int64_t>(64, count)), 8));
   auto judge = cached_digit_classifier(classifier);
   const auto score = score_digits(pixels, judge);
+  // How the samples spread over the ten digits (the score rewards an even spread as well as sure reads).
+  std::vector<int64_t> digits(10, 0);
+  {
+    torch::NoGradGuard no_grad;
+    const auto read = judge->probabilities(pixels).argmax(1);
+    for (int64_t i = 0; i < read.size(0); ++i) ++digits.at(read[i].item<int64_t>());
+  }
   double total = 0;
   for (const auto s : seconds) total += s;
   const nlohmann::json line = {{"label", label},           {"score", score.score},
@@ -266,7 +276,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
                                {"sampling_seconds", total},     {"seconds_per_level_bottom_first", seconds},
                                {"temperature", sampling.temperature}, {"top_k", sampling.top_k},
                                {"top_p", sampling.top_p}, {"given_top", top.given},
-                               {"top_temperature", top.temperature}, {"reconstruct", top.reconstruct}};
+                               {"top_temperature", top.temperature}, {"top_top_p", top.top_p},
+                               {"reconstruct", top.reconstruct}, {"digits", digits}};
   std::cout << line.dump() << std::endl;
   if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
   return 0;
@@ -346,6 +357,7 @@ int main(int argc, char** argv) {
                     "bottom: how much the bottom prior alone loses");
   score->add_flag("--reconstruct", top.reconstruct, "with --given-top: the store's bottom maps too (scores reconstructions)");
   score->add_option("--top-temperature", top.temperature, "two levels: the top prior's temperature (default --temperature)");
+  score->add_option("--top-top-p", top.top_p, "two levels: the top prior's nucleus threshold (default --top-p)");
   CLI11_PARSE(app, argc, argv);
   try {
     configure_threads({});
