@@ -62,10 +62,11 @@ struct TrainSchedule {
   // Part of the schedule: a resumed run may change it.
   Precision precision = Precision::kFP32;
   // Polyak averaging: the decay d of an exponential moving average of the weights, θ̄ ← d·θ̄ + (1−d)·θ
-  // after every step (0 = off). Evaluations, checkpoints' models and everything loaded from them use
-  // θ̄: a constant learning rate leaves θ jumping around the minimum, and the average sits nearer its
-  // centre. d's horizon 1/(1−d) steps should be well under the run's length. Off by default, so
-  // configurations written before it existed read as what they trained; the presets choose.
+  // after every step (0 = off; early steps use less than d, see ModelTask::average_weights).
+  // Evaluations, checkpoints' models and everything loaded from them use θ̄: a constant learning
+  // rate leaves θ jumping around the minimum, and the average sits nearer its centre. d's horizon
+  // 1/(1−d) steps should be well under the run's length. Off by default, so configurations written
+  // before it existed read as what they trained; the presets choose.
   double weight_average = 0.0;
 
   // Total steps for `batches_per_epoch` batches an epoch.
