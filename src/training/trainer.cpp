@@ -67,6 +67,23 @@ void TrainingTask::average_weights(double decay) {
 
 // ---- a module trained by Adam -------------------------------------------------------------------
 
+namespace {
+
+// The scope in which the task's model holds its averaged weights θ̄ (TrainSchedule::weight_average):
+// what evaluations measure, pictures show and checkpoints' models hold.
+class AveragedWeights {
+ public:
+  explicit AveragedWeights(TrainingTask& task) : task_(task) { task_.swap_averaged_weights(); }
+  ~AveragedWeights() { task_.swap_averaged_weights(); }
+  AveragedWeights(const AveragedWeights&) = delete;
+  AveragedWeights& operator=(const AveragedWeights&) = delete;
+
+ private:
+  TrainingTask& task_;
+};
+
+}  // namespace
+
 ModelTask::ModelTask(std::string kind, nlohmann::json config, std::shared_ptr<torch::nn::Module> module,
                      double learning_rate)
     : kind_(std::move(kind)),
@@ -137,20 +154,12 @@ void ModelTask::discard() { loss_ = torch::Tensor(); }
 void ModelTask::save(const std::string& path, int64_t step) {
   NamedTensors extra;  // fp16: the loss scaler's state beside the model's and Adam's
   if (scaler_) scaler_->save(extra, "scaler");
-  if (average_.empty()) {
-    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, extra);
-    return;
+  if (!average_.empty()) {  // θ and the steps averaged, for resuming
+    save_module(*module_, extra, "trained");
+    extra.add("average/steps", torch::tensor(averaged_steps_, torch::kLong));
   }
-  for (const auto& parameter : module_->named_parameters()) extra.add("trained/" + parameter.key(), parameter.value());
-  extra.add("trained/averaged_steps", torch::tensor(averaged_steps_, torch::kLong));
-  swap_averaged_weights();
-  try {
-    write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, extra);
-  } catch (...) {
-    swap_averaged_weights();
-    throw;
-  }
-  swap_averaged_weights();
+  const AveragedWeights averaged(*this);  // the model written is θ̄ (θ without averaging)
+  write_model_checkpoint(path, kind_, config_, step, *module_, &optimizer_, extra);
 }
 
 int64_t ModelTask::restore(const ModelCheckpoint& checkpoint) {
@@ -161,17 +170,11 @@ int64_t ModelTask::restore(const ModelCheckpoint& checkpoint) {
   if (scaler_ && tensors.contains("scaler/scale")) scaler_->load(tensors, "scaler");
   average_.clear();
   averaged_steps_ = 0;
-  if (tensors.contains("trained/averaged_steps")) {
+  if (tensors.contains("average/steps")) {
     // "model/" held the average θ̄; training goes on from the trained θ.
-    torch::NoGradGuard no_grad;
-    for (const auto& parameter : module_->named_parameters()) {
-      const auto& trained = tensors.at("trained/" + parameter.key());
-      VQVAE2_CHECK(trained.sizes() == parameter.value().sizes(), "'{}': trained/{} has shape {}, the model's is {}",
-                   checkpoint.path, parameter.key(), c10::str(trained.sizes()), c10::str(parameter.value().sizes()));
-      average_.push_back(parameter.value().detach().clone());
-      parameter.value().detach().copy_(trained);
-    }
-    averaged_steps_ = tensors.at("trained/averaged_steps").item<int64_t>();
+    for (const auto& parameter : module_->parameters()) average_.push_back(parameter.detach().clone());
+    load_module(*module_, tensors, "trained", checkpoint.path);
+    averaged_steps_ = tensors.at("average/steps").item<int64_t>();
   }
   return checkpoint.step;
 }
@@ -238,19 +241,6 @@ LoopSettings loop_settings(const TrainingRun& run, const std::string& label, con
 // ---- the loop -----------------------------------------------------------------------------------
 
 namespace {
-
-// The scope in which the task's model holds its averaged weights θ̄ (TrainSchedule::weight_average):
-// what evaluations measure and pictures show is what the checkpoint's model holds.
-class AveragedWeights {
- public:
-  explicit AveragedWeights(TrainingTask& task) : task_(task) { task_.swap_averaged_weights(); }
-  ~AveragedWeights() { task_.swap_averaged_weights(); }
-  AveragedWeights(const AveragedWeights&) = delete;
-  AveragedWeights& operator=(const AveragedWeights&) = delete;
-
- private:
-  TrainingTask& task_;
-};
 
 nlohmann::json eval_record(const nlohmann::json& evaluation, int64_t step, int64_t epoch) {
   nlohmann::json record = {{"event", "eval"}, {"step", step}, {"epoch", epoch}};
