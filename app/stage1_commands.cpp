@@ -186,12 +186,24 @@ int run_train_audio_vqvae(const TrainVQVAEFlags& f, const Common& common) {
   VQVAE2_CHECK(f.resume || preset == "speech" || preset == "reference",
                "preset '{}' is for images; the audio presets are {} (or auto = speech)", f.preset,
                fmt::join(audio_preset_names(), ", "));
+  const auto apply_flags = [&](AudioConfig& config) {
+    auto view = shared_view(config);
+    f.config.shared.apply(view);
+    copy_shared(view, config);
+    f.config.audio.apply(config);
+  };
+  // A fresh run's configuration is checked before its folder is made: a bad flag leaves nothing behind.
+  AudioConfig config;
+  if (!f.resume) {
+    config = audio_vqvae_preset(preset);
+    apply_flags(config);
+    config.validate();
+  }
   const auto run = open_training_run(f.out, AudioVQVAEKind::name, f.resume);
-  auto config = run.resumed ? run.resumed->config_as<AudioConfig>() : audio_vqvae_preset(preset);
-  auto view = shared_view(config);
-  f.config.shared.apply(view);
-  copy_shared(view, config);
-  f.config.audio.apply(config);
+  if (run.resumed) {
+    config = run.resumed->config_as<AudioConfig>();
+    apply_flags(config);
+  }
   const auto result = train_audio_vqvae(config, run, common.settings());
   const auto& e = result.final;
   std::cout << fmt::format(
@@ -249,11 +261,22 @@ Command add_train_vqvae(CLI::App& top, Common& common) {
             const auto audio_only = f->config.audio.given();
             VQVAE2_CHECK(audio_only.empty(), "{} {} for audio (--modality audio), not images",
                          fmt::join(audio_only, ", "), audio_only.size() == 1 ? "is" : "are");
+            const auto apply_flags = [&](Config& config) {
+              f->config.shared.apply(config);
+              f->config.image.apply(config);
+            };
+            // A fresh run's configuration is checked before its folder is made: a bad flag leaves nothing behind.
+            Config config;
+            if (!f->resume) {
+              config = vqvae_preset(resolve_preset(f->preset, data_given));
+              apply_flags(config);
+              config.validate();
+            }
             const auto run = open_training_run(f->out, VQVAEKind::name, f->resume);
-            auto config = run.resumed ? run.resumed->config_as<Config>()
-                                      : vqvae_preset(resolve_preset(f->preset, data_given));
-            f->config.shared.apply(config);
-            f->config.image.apply(config);
+            if (run.resumed) {
+              config = run.resumed->config_as<Config>();
+              apply_flags(config);
+            }
             const auto result = train_vqvae(config, run, training_settings(common));
             const auto& e = result.final;
             std::cout << fmt::format(

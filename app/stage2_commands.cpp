@@ -156,15 +156,23 @@ int run_train_wavenet(const TrainPriorFlags& f, PriorCodes codes, const Common& 
     config = wavenet_config_for(codes, level, parse_prior_size(f.size));
     if (out.empty()) out = fmt::format("runs/prior-level{}", level);
   }
+  const auto apply_flags = [&](WaveNetConfig& config) {
+    auto view = shared_view(config);
+    f.config.shared.apply(view);
+    copy_shared(view, config);
+    f.config.wavenet.apply(config);
+  };
+  // A fresh run's configuration is checked before its folder is made: a bad flag leaves nothing behind.
+  if (!f.resume) {
+    apply_flags(config);
+    config.validate();
+  }
   const auto run = open_training_run(out, WaveNetKind::name, f.resume);
   if (run.resumed) {
     config = run.resumed->config_as<WaveNetConfig>();
     codes = read_prior_codes(config.codes);
+    apply_flags(config);
   }
-  auto view = shared_view(config);
-  f.config.shared.apply(view);
-  copy_shared(view, config);
-  f.config.wavenet.apply(config);
   const auto result = train_wavenet(config, codes, run, common.settings());
   std::cout << fmt::format(
       "{} after {} steps: held-out NLL {:.3f} bits per code ({:.4f} bits per audio sample); uniform would be {:.3f}\n",
@@ -214,13 +222,21 @@ Command add_train_prior(CLI::App& top, Common& common) {
             const auto wavenet_only = f->config.wavenet.given();
             VQVAE2_CHECK(wavenet_only.empty(), "{} {} for WaveNet priors (audio codes), not the image priors",
                          fmt::join(wavenet_only, ", "), wavenet_only.size() == 1 ? "is" : "are");
+            const auto apply_flags = [&](PriorConfig& config) {
+              f->config.shared.apply(config);
+              f->config.pixelcnn.apply(config);
+            };
+            // A fresh run's configuration is checked before its folder is made: a bad flag leaves nothing behind.
+            if (!f->resume) {
+              apply_flags(config);
+              config.validate();
+            }
             const auto run = open_training_run(out, PriorKind::name, f->resume);
             if (run.resumed) {
               config = run.resumed->config_as<PriorConfig>();
               codes = read_prior_codes(config.codes);
+              apply_flags(config);
             }
-            f->config.shared.apply(config);
-            f->config.pixelcnn.apply(config);
             const auto result = train_prior(config, codes, run, settings);
             std::cout << fmt::format(
                 "{} after {} steps: held-out NLL {:.3f} bits per code ({:.4f} bits per image dimension); uniform "

@@ -67,10 +67,18 @@ Command add_train_vae(CLI::App& top, Common& common) {
   return {app, [f, app, &common] {
             install_stop_handlers();
             require_single_process("train-vae");
+            // A fresh run's configuration is checked before its folder is made: a bad flag leaves nothing behind.
+            Config config;
+            if (!f->resume) {
+              config = vae_preset(resolve_preset(f->preset, app->get_option("--data")->count() > 0));
+              f->config.apply(config);
+              config.validate();
+            }
             const auto run = open_training_run(f->out, VAEKind::name, f->resume);
-            auto config = run.resumed ? run.resumed->config_as<Config>()
-                                      : vae_preset(resolve_preset(f->preset, app->get_option("--data")->count() > 0));
-            f->config.apply(config);
+            if (run.resumed) {
+              config = run.resumed->config_as<Config>();
+              f->config.apply(config);
+            }
             const auto result = train_vae(config, run, common.settings());
             const auto& e = result.final;
             std::cout << fmt::format(

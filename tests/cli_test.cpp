@@ -180,6 +180,8 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   expect_failure("sample --vqvae " + run + " --priors " + run, "no prior.ckpt");
   expect_failure("train-prior --codes " + dir.file("nowhere") + " --out " + dir.file("x"), "extract-codes");
   expect_failure("train-prior --level 7 --codes " + run + "/codes --out " + dir.file("y"), "the level must be top, bottom");
+  expect_failure("train-prior --codes " + run + "/codes --weight-average 1 --out " + dir.file("z"), "in [0, 1)");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("z"))) << "a bad flag left a run folder";
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --top-p 0",
                  "top-p must be in (0, 1]");
 }
@@ -223,7 +225,10 @@ TEST(Cli, NonsenseValuesAreRefusedWithAClearMessage) {
   };
   int index = 0;
   for (const auto& [flags, message] : cases) {
-    expect_failure("train-vqvae --out " + dir.file("r" + std::to_string(index++)) + " " + flags, message);
+    const auto out = dir.file("r" + std::to_string(index++));
+    expect_failure("train-vqvae --out " + out + " " + flags, message);
+    // Refused before the run folder is made (the batch larger than the data is found when it is read).
+    if (message != "larger than the") EXPECT_FALSE(std::filesystem::exists(out)) << flags;
   }
   RecordProperty("cases", static_cast<int>(cases.size()));
 }
@@ -372,6 +377,8 @@ TEST(Cli, TrainAVaeSampleItAndCompareIt) {
                  "samples of '" + vae + "' are grey 16x16");
   expect_failure("compare --digit-samples 8 --out " + dir.file("cmp2") + " VAE=" + vae, "are grey 16x16");
   expect_failure("pipeline --lineage --preset small", "--preset does not go with --lineage");
+  expect_failure("train-vae --lr -1 --out " + dir.file("vae2"), "learning rate must be positive");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("vae2"))) << "a bad flag left a run folder";
 }
 
 TEST(Cli, OneProcessCommandsRefuseToRunAsSeveral) {
