@@ -345,6 +345,19 @@ Command add_extract_codes(CLI::App& top, Common& common) {
   app->add_option("--checkpoint", config->checkpoint, "VQ-VAE run folder or .ckpt file")->required();
   app->add_option("--out", config->out, "folder for train.vq2 and val.vq2 (default: <VQ-VAE run>/codes)");
   app->add_option("--batch-size", config->batch_size, "images per batch")->capture_default_str();
+  app->add_option("--augment", config->augment,
+                  "extra copies of every training image, each slightly rotated, scaled and shifted, whose codes "
+                  "follow the images' own in train.vq2: more code maps for the priors (held-out codes are never "
+                  "augmented; images only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--augment-rotation", config->jitter.max_rotation, "with --augment: largest rotation, degrees either way")
+      ->capture_default_str();
+  app->add_option("--augment-scale", config->jitter.max_scale, "with --augment: largest zoom in or out, as a fraction")
+      ->capture_default_str();
+  app->add_option("--augment-shift", config->jitter.max_shift, "with --augment: largest shift, pixels on each axis")
+      ->capture_default_str();
+  app->add_option("--seed", config->seed, "with --augment: seed of the jitter's draws")->capture_default_str();
   add_common(app, common);
   return {app, [config, &common] {
             const auto audio = vqvae_modality(config->checkpoint) == Modality::kAudio;

@@ -1,6 +1,8 @@
 #include "vqvae2/stages/codes.h"
 
 #include "test_util.h"
+#include "vqvae2/core/checkpoint.h"
+#include "vqvae2/core/device.h"
 #include "vqvae2/data/image.h"
 
 #include <gtest/gtest.h>
@@ -37,6 +39,55 @@ TEST(Codes, ExtractWritesBothSplitsWithTheirHeaders) {
   test::write_bytes(left, "torn");
   extract_codes({dir.file("vqvae"), "", 64}, test::quiet());
   EXPECT_FALSE(std::filesystem::exists(left));
+}
+
+TEST(Codes, AugmentAddsJitteredCopiesOfTheTrainingImagesOnly) {
+  test::TempDir dir;
+  {
+    // An untrained VQ-VAE whose codebooks were initialised from data (one training-mode pass), so
+    // that different images get different codes.
+    const auto config = test::tiny_config();
+    seed_everything(3);
+    HierarchicalVQVAE model(config.model);
+    const auto dataset = ImageDataset::open(config.data, config.model.format());
+    std::vector<torch::Tensor> images;
+    for (int64_t i = 0; i < 32; ++i) images.push_back(dataset->get(i));
+    model->train();
+    model->forward(to_model_range(torch::stack(images)));
+    std::filesystem::create_directories(dir.file("vqvae"));
+    write_model_checkpoint(dir.file("vqvae/vqvae.ckpt"), VQVAEKind::name, config, 0, *model);
+  }
+  const auto plain = extract_codes({dir.file("vqvae"), dir.file("plain"), 64}, test::quiet());
+  ExtractConfig config{dir.file("vqvae"), dir.file("augmented"), 64};
+  config.augment = 2;
+  config.jitter = {20, 0.2, 2};
+  const auto augmented = extract_codes(config, test::quiet());
+  EXPECT_EQ(augmented.train_count, 3 * plain.train_count);
+  EXPECT_EQ(augmented.validation_count, plain.validation_count);
+
+  const auto a = read_code_store(augmented.train_path), p = read_code_store(plain.train_path);
+  const auto n = plain.train_count;
+  EXPECT_EQ(a.meta["augment"]["copies"], 2);
+  EXPECT_FALSE(p.meta.contains("augment"));
+  EXPECT_FALSE(read_code_store(augmented.validation_path).meta.contains("augment"));
+  for (size_t level = 0; level < a.codes.size(); ++level) {
+    // The images' own codes first, then each copy's, which differ from them and from each other.
+    EXPECT_TRUE(torch::equal(a.codes[level].slice(0, 0, n), p.codes[level])) << level;
+    EXPECT_FALSE(torch::equal(a.codes[level].slice(0, n, 2 * n), p.codes[level])) << level;
+    EXPECT_FALSE(torch::equal(a.codes[level].slice(0, n, 2 * n), a.codes[level].slice(0, 2 * n, 3 * n))) << level;
+    EXPECT_TRUE(torch::equal(read_code_store(augmented.validation_path).codes[level],
+                             read_code_store(plain.validation_path).codes[level]));
+  }
+  // The same seed, the same store.
+  config.out = dir.file("again");
+  const auto again = read_code_store(extract_codes(config, test::quiet()).train_path);
+  for (size_t level = 0; level < a.codes.size(); ++level) EXPECT_TRUE(torch::equal(again.codes[level], a.codes[level]));
+
+  config.augment = -1;
+  test::expect_error([&] { extract_codes(config, test::quiet()); }, "augmented copies");
+  config.augment = 1;
+  config.checkpoint = dir.file("no-such-audio-run");
+  test::expect_error([&] { extract_audio_codes(config, test::quiet()); }, "not augmented");
 }
 
 TEST(Codes, EncodeThenDecodeKeepsSourceNamesAndReproducesReconstructions) {

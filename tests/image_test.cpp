@@ -204,5 +204,47 @@ TEST(Image, ConvertsBetweenPixelsAndModelRange) {
   EXPECT_EQ(to_pixels(torch::tensor({-3.0f, 3.0f}))[1].item<int>(), 255);
 }
 
+TEST(Image, JitterWithoutBoundsIsTheIdentity) {
+  const auto x = torch::rand({3, 2, 16, 16});
+  EXPECT_TRUE(torch::allclose(jitter_images(x, {0, 0, 0}, 7), x, 1e-5, 1e-5));
+}
+
+TEST(Image, JitterMovesEachImageWithinItsBoundsAndKeepsABackgroundItsColour) {
+  // A background keeps its colour however far the image turns or moves: edges extend outwards (zero
+  // padding would bring black corners into a white icon).
+  const auto white = torch::full({4, 3, 16, 16}, 0.7);
+  EXPECT_TRUE(torch::allclose(jitter_images(white, {30, 0.2, 3}, 1), white, 1e-5, 1e-5));
+
+  // One bright 2×2 square in the middle, shifted only: its mass stays (bilinear weights sum to 1 away
+  // from the edges) and its centre moves by at most max_shift on each axis, by a different amount in
+  // each image, the same for the same seed.
+  auto square = torch::zeros({8, 1, 32, 32});
+  square.slice(2, 15, 17).slice(3, 15, 17).fill_(1);
+  const ImageJitter shift_only{0, 0, 2.0};
+  const auto moved = jitter_images(square, shift_only, 3);
+  EXPECT_TRUE(torch::equal(moved, jitter_images(square, shift_only, 3)));
+  EXPECT_FALSE(torch::equal(moved, jitter_images(square, shift_only, 4)));
+  const auto coordinate = torch::arange(32, torch::kFloat);
+  const auto mass = moved.sum({1, 2, 3});
+  EXPECT_TRUE(torch::allclose(mass, torch::full({8}, 4.0), 1e-4, 1e-4)) << mass;
+  const auto centre_y = (moved.sum({1, 3}) * coordinate).sum(1) / mass - 15.5;
+  const auto centre_x = (moved.sum({1, 2}) * coordinate).sum(1) / mass - 15.5;
+  EXPECT_LE(centre_y.abs().max().item<double>(), 2.0 + 1e-4);
+  EXPECT_LE(centre_x.abs().max().item<double>(), 2.0 + 1e-4);
+  EXPECT_GT(centre_x.abs().max().item<double>(), 0.5) << "nothing moved";
+  EXPECT_GT((centre_x - centre_x[0]).abs().max().item<double>(), 0.1) << "every image moved alike";
+
+  // Rotation and zoom keep the square's centre (it is the image's centre) and spread or shrink it.
+  const auto turned = jitter_images(square, {45, 0.3, 0}, 5);
+  const auto turned_mass = turned.sum({1, 2, 3});
+  const auto turned_x = (turned.sum({1, 2}) * coordinate).sum(1) / turned_mass - 15.5;
+  EXPECT_LE(turned_x.abs().max().item<double>(), 1e-3);
+  EXPECT_FALSE(torch::allclose(turned, square, 1e-3, 1e-3));
+
+  test::expect_error([&] { jitter_images(square, {-1, 0, 0}, 0); }, "rotation");
+  test::expect_error([&] { jitter_images(square, {0, 1, 0}, 0); }, "scale");
+  test::expect_error([&] { jitter_images(square[0], {0, 0, 1}, 0); }, "[B, C, H, W]");
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -6,11 +6,13 @@
 #include "jpeg.h"
 #include "png.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +163,37 @@ torch::Tensor to_model_range(const torch::Tensor& pixels) {
 
 torch::Tensor to_pixels(const torch::Tensor& x) {
   return x.detach().to(torch::kCPU, torch::kFloat).add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+void ImageJitter::validate() const {
+  VQVAE2_CHECK(max_rotation >= 0 && max_rotation <= 180, "the jitter's rotation must be in [0, 180] degrees, got {}",
+               max_rotation);
+  VQVAE2_CHECK(max_scale >= 0 && max_scale < 1, "the jitter's scale must be in [0, 1), got {}", max_scale);
+  VQVAE2_CHECK(max_shift >= 0, "the jitter's shift must be >= 0 pixels, got {}", max_shift);
+}
+
+torch::Tensor jitter_images(const torch::Tensor& images, const ImageJitter& jitter, uint64_t seed) {
+  jitter.validate();
+  VQVAE2_CHECK(images.dim() == 4 && images.is_floating_point(), "jitter_images expects float [B, C, H, W], got {}",
+               images.sizes());
+  const auto batch = images.size(0), height = images.size(2), width = images.size(3);
+  auto generator = at::detail::createCPUGenerator(seed);
+  const auto uniform = [&](double bound) {  // [B] in [−bound, bound]
+    return torch::rand({batch}, generator, torch::kDouble).mul(2).sub(1).mul(bound);
+  };
+  const auto angle = uniform(jitter.max_rotation * M_PI / 180.0);
+  const auto zoom = uniform(jitter.max_scale).add(1);
+  // affine_grid maps each output position (normalised to [−1, 1]) to where it reads the input:
+  // x_in = A·x_out + t with A = R(θ)/zoom (zoom > 1 enlarges the image), t the shift in normalised units
+  // (a pixel is 2/W of them).
+  const auto cos = angle.cos().div(zoom), sin = angle.sin().div(zoom);
+  const auto shift_x = uniform(jitter.max_shift).mul(2.0 / width), shift_y = uniform(jitter.max_shift).mul(2.0 / height);
+  const auto theta = torch::stack({torch::stack({cos, -sin, shift_x}, 1), torch::stack({sin, cos, shift_y}, 1)}, 1)
+                         .to(images.device(), images.scalar_type());  // [B, 2, 3]
+  namespace F = torch::nn::functional;
+  const auto grid = F::affine_grid(theta, images.sizes(), /*align_corners=*/false);
+  return F::grid_sample(images, grid,
+                        F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
 }
 
 std::string png_name_for(const std::string& source, std::set<std::string>& taken) {

@@ -30,19 +30,28 @@ std::vector<CodeLevel> code_levels(const AudioVQVAEOptions& options) {
 
 int64_t encode_images(HierarchicalVQVAE& model, const std::shared_ptr<ImageDataset>& dataset,
                       const std::vector<int64_t>& indices, const std::string& path, const nlohmann::json& meta,
-                      int64_t batch_size, const std::string& label, const RunSettings& settings) {
+                      int64_t batch_size, const std::string& label, const RunSettings& settings,
+                      int64_t jittered_copies, const ImageJitter& jitter, uint64_t seed) {
   VQVAE2_CHECK(batch_size >= 1, "batch size must be positive, got {}", batch_size);
+  VQVAE2_CHECK(jittered_copies >= 0, "the number of augmented copies must be >= 0, got {}", jittered_copies);
+  if (jittered_copies > 0) jitter.validate();
   const auto device = parse_device(settings.device);
   torch::NoGradGuard no_grad;
   model->eval();
   CodeStoreWriter writer(path, code_levels(model->options()), meta);
   BatchLoader loader(dataset, indices, {batch_size, /*shuffle=*/false, /*drop_last=*/false, 0, settings.loader_prefetch});
-  ProgressBar bar(label, loader.batches_per_epoch(), 0, settings.log, !settings.quiet);
-  loader.start(0);
+  const auto batches = loader.batches_per_epoch();
+  ProgressBar bar(label, batches * (1 + jittered_copies), 0, settings.log, !settings.quiet);
   int64_t done = 0;
-  while (auto batch = loader.next()) {
-    writer.append(model->encode(to_model_range(batch->images).to(device)));
-    bar.update(++done);
+  for (int64_t copy = 0; copy <= jittered_copies; ++copy) {  // copy 0: the images as they are
+    loader.start(copy);
+    for (int64_t b = 0; auto batch = loader.next(); ++b) {
+      auto images = to_model_range(batch->images);
+      // Every batch of every copy its own draws, the same on every run.
+      if (copy > 0) images = jitter_images(images, jitter, seed + 1000003 * static_cast<uint64_t>(copy) + b);
+      writer.append(model->encode(images.to(device)));
+      bar.update(++done);
+    }
   }
   writer.close();
   bar.finish();
@@ -68,19 +77,28 @@ ExtractResult extract_codes(const ExtractConfig& config, const RunSettings& sett
   for (const auto& [split, indices, path, count] :
        {std::tuple{"train", &train, &result.train_path, &result.train_count},
         std::tuple{"val", &validation, &result.validation_path, &result.validation_count}}) {
-    const nlohmann::json meta = {{"split", split},
-                                 {"vqvae_checkpoint", vqvae.checkpoint},
-                                 {"vqvae_step", vqvae.step},
-                                 {"image_size", model.image_size},
-                                 {"channels", model.channels}};
+    const auto copies = indices == &train ? config.augment : 0;
+    nlohmann::json meta = {{"split", split},
+                           {"vqvae_checkpoint", vqvae.checkpoint},
+                           {"vqvae_step", vqvae.step},
+                           {"image_size", model.image_size},
+                           {"channels", model.channels}};
+    if (copies > 0) {
+      meta["augment"] = {{"copies", copies},
+                         {"max_rotation", config.jitter.max_rotation},
+                         {"max_scale", config.jitter.max_scale},
+                         {"max_shift", config.jitter.max_shift},
+                         {"seed", config.seed}};
+    }
     *count = encode_images(vqvae.model, dataset, *indices, *path, meta, config.batch_size,
-                           std::string("extract ") + split, settings);
+                           std::string("extract ") + split, settings, copies, config.jitter, config.seed);
   }
   return result;
 }
 
 ExtractResult extract_audio_codes(const ExtractConfig& config, const RunSettings& settings) {
   VQVAE2_CHECK(config.batch_size >= 1, "batch size must be positive, got {}", config.batch_size);
+  VQVAE2_CHECK(config.augment == 0, "--augment jitters images; an audio VQ-VAE's clips are not augmented");
   const auto device = parse_device(settings.device);
   auto vqvae = load<AudioVQVAEKind>(config.checkpoint, device);
   const auto out = config.out.empty() ? (fs::path(vqvae.checkpoint).parent_path() / "codes").string() : config.out;

@@ -46,6 +46,20 @@ torch::Tensor resize_square(const torch::Tensor& image, int64_t size);
 torch::Tensor to_model_range(const torch::Tensor& pixels);
 torch::Tensor to_pixels(const torch::Tensor& x);
 
+// A small random affine distortion of each image of a batch: what a digit or an icon may also look
+// like. Each image gets its own rotation, scale and shift, drawn uniformly within the bounds, and is
+// resampled bilinearly; the edge pixels extend outwards (border padding), so a black or white
+// background stays black or white. Used to give the priors more code maps than there are images
+// (extract-codes --augment).
+struct ImageJitter {
+  double max_rotation = 10.0;  // degrees either way
+  double max_scale = 0.1;      // zoom in [1 − s, 1 + s]
+  double max_shift = 1.5;      // pixels either way, on each axis
+  void validate() const;
+};
+// float [B, C, H, W] (any range) -> the same shape, jittered; `seed` fixes every draw.
+torch::Tensor jitter_images(const torch::Tensor& images, const ImageJitter& jitter, uint64_t seed);
+
 // [N, C, H, W] uint8 -> one [C, rows·(H+pad)+pad, columns·(W+pad)+pad] uint8 tile sheet, white gaps.
 torch::Tensor make_grid(const torch::Tensor& images, int64_t columns, int64_t padding = 2);
 
