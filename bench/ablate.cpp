@@ -262,13 +262,6 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
   if (!grid.empty()) save_png(grid, make_grid(pixels.slice(0, 0, std::min<int64_t>(64, count)), 8));
   auto judge = cached_digit_classifier(classifier);
   const auto score = score_digits(pixels, judge);
-  // How the samples spread over the ten digits (the score rewards an even spread as well as sure reads).
-  std::vector<int64_t> digits(10, 0);
-  {
-    torch::NoGradGuard no_grad;
-    const auto read = judge->probabilities(pixels).argmax(1);
-    for (int64_t i = 0; i < read.size(0); ++i) ++digits.at(read[i].item<int64_t>());
-  }
   double total = 0;
   for (const auto s : seconds) total += s;
   const nlohmann::json line = {{"label", label},           {"score", score.score},
@@ -277,7 +270,7 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
                                {"temperature", sampling.temperature}, {"top_k", sampling.top_k},
                                {"top_p", sampling.top_p}, {"given_top", top.given},
                                {"top_temperature", top.temperature}, {"top_top_p", top.top_p},
-                               {"reconstruct", top.reconstruct}, {"digits", digits}};
+                               {"reconstruct", top.reconstruct}, {"digits", score.read_as}};
   std::cout << line.dump() << std::endl;
   if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
   return 0;

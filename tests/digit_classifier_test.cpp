@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -36,6 +38,10 @@ TEST(DigitClassifier, LearnsTheEmbeddedDigitsAndScoresRealOnesHigh) {
   EXPECT_GT(real.score, 9.0);
   EXPECT_GT(real.confident, 0.9);
   EXPECT_EQ(real.images, digits.held_out_images.size(0));
+  // The digits it reads: as many of each as there are (≥ 97% are read right).
+  ASSERT_EQ(real.read_as.size(), 10u);
+  const auto truth = digits.held_out_labels.bincount({}, 10);
+  for (int64_t d = 0; d < 10; ++d) EXPECT_NEAR(real.read_as[d], truth[d].item<int64_t>(), 10) << d;
   // Real digits for scale: all of them at once are the figures above; 16 at a time score lower, as p(y)
   // over 16 images cannot spread evenly over ten digits.
   const auto all = real_digit_score(classifier, 1000000);
@@ -81,6 +87,8 @@ TEST(DigitClassifier, ScoresOnlyGrey32x32ImagesSayingWhatItReads) {
   const auto score = score_digits(grey, classifier);
   EXPECT_EQ(score.images, 4);
   EXPECT_NEAR(score.score, 1.0, 1e-9) << "four identical images get one prediction";
+  EXPECT_EQ(std::accumulate(score.read_as.begin(), score.read_as.end(), int64_t{0}), 4);
+  EXPECT_EQ(*std::max_element(score.read_as.begin(), score.read_as.end()), 4) << "all read as one digit";
   test::expect_error([&] { score_digits(torch::zeros({4, 3, 32, 32}, torch::kUInt8), classifier); },
                      "the digit score reads grey 32x32 images like the embedded MNIST digits (the mnist preset), but "
                      "these images are RGB 32x32");
@@ -93,9 +101,13 @@ TEST(DigitClassifier, ScoresOnlyGrey32x32ImagesSayingWhatItReads) {
 }
 
 TEST(DigitClassifier, TheScoreLineShowsSamplesBesideRealDigits) {
-  const SampleDigitScore score{{8.07, 0.832, 256}, {9.43, 0.961, 256}};
+  SampleDigitScore score{{8.07, 0.832, 256}, {9.43, 0.961, 256}};
   EXPECT_EQ(digit_score_line(score),
             "digit score 8.1 of 10, 83% confident (256 samples; real held-out digits, 256 at a time: 9.4, 96%)");
+  score.samples.read_as = {20, 40, 25, 25, 26, 20, 25, 25, 25, 25};
+  EXPECT_EQ(digit_score_line(score),
+            "digit score 8.1 of 10, 83% confident (256 samples; real held-out digits, 256 at a time: 9.4, 96%); read "
+            "as 0-9: 20 40 25 25 26 20 25 25 25 25");
 }
 
 TEST(DigitClassifier, TheDefaultCacheFollowsXdgThenHome) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <numeric>
 
 namespace vqvae2 {
 namespace {
@@ -110,6 +111,7 @@ TEST(Pipeline, TheLineageTrainsAVaeVqvae1AndVqvae2OnOneBudgetAndComparesThem) {
   for (const auto& m : models) {
     ASSERT_TRUE(m.digit_score.has_value()) << m.label;
     EXPECT_EQ(m.digit_score->images, 5) << m.label;
+    EXPECT_EQ(std::accumulate(m.digit_score->read_as.begin(), m.digit_score->read_as.end(), int64_t{0}), 5) << m.label;
   }
   ASSERT_TRUE(result.comparison.real_digits.has_value());
   EXPECT_EQ(result.comparison.real_digits->images, 5);

@@ -197,7 +197,9 @@ DigitScore score_digits(const torch::Tensor& pixels, DigitClassifier& classifier
   check_digit_images(pixels.size(1), pixels.size(2), "these images");
   VQVAE2_CHECK(pixels.size(0) > 0, "the digit score needs at least one image");
   const auto probabilities = classifier->probabilities(pixels);
-  return {classifier_score(probabilities), confident_share(probabilities, 0.9), pixels.size(0)};
+  const auto counts = probabilities.argmax(1).bincount({}, probabilities.size(1)).to(torch::kLong).contiguous();
+  return {classifier_score(probabilities), confident_share(probabilities, 0.9), pixels.size(0),
+          std::vector<int64_t>(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel())};
 }
 
 DigitScore real_digit_score(DigitClassifier& classifier, int64_t count) {
@@ -227,10 +229,12 @@ SampleDigitScore score_digit_samples(const torch::Tensor& pixels, DigitClassifie
 }
 
 std::string digit_score_line(const SampleDigitScore& s) {
-  return fmt::format("digit score {:.1f} of 10, {:.0f}% confident ({} sample{}; real held-out digits, {} at a time: "
-                     "{:.1f}, {:.0f}%)",
-                     s.samples.score, 100 * s.samples.confident, s.samples.images, s.samples.images == 1 ? "" : "s",
-                     s.real.images, s.real.score, 100 * s.real.confident);
+  auto line = fmt::format(
+      "digit score {:.1f} of 10, {:.0f}% confident ({} sample{}; real held-out digits, {} at a time: {:.1f}, {:.0f}%)",
+      s.samples.score, 100 * s.samples.confident, s.samples.images, s.samples.images == 1 ? "" : "s", s.real.images,
+      s.real.score, 100 * s.real.confident);
+  if (!s.samples.read_as.empty()) line += fmt::format("; read as 0-9: {}", fmt::join(s.samples.read_as, " "));
+  return line;
 }
 
 }  // namespace vqvae2

@@ -435,7 +435,8 @@ nlohmann::json ModelScore::to_json() const {
           {"sample_seconds_per_image", optional_json(sample_seconds_per_image)},
           {"digit_score", digit_score ? nlohmann::json(digit_score->score) : nlohmann::json(nullptr)},
           {"digit_confident", digit_score ? nlohmann::json(digit_score->confident) : nlohmann::json(nullptr)},
-          {"digit_samples", digit_score ? nlohmann::json(digit_score->images) : nlohmann::json(nullptr)}};
+          {"digit_samples", digit_score ? nlohmann::json(digit_score->images) : nlohmann::json(nullptr)},
+          {"digit_read_as", digit_score ? nlohmann::json(digit_score->read_as) : nlohmann::json(nullptr)}};
 }
 
 namespace {

@@ -89,6 +89,9 @@ struct DigitScore {
   double score = 0;      // classifier_score, in [1, 10]
   double confident = 0;  // confident_share at p ≥ 0.9, in [0, 1]
   int64_t images = 0;
+  // How many images the classifier reads as 0, 1, …, 9 (its most likely digit): where an uneven
+  // spread costs score. Empty for averages over groups (real_digit_score).
+  std::vector<int64_t> read_as{};
 };
 
 // Throws unless images of `channels` × `size` × `size` are what the classifier reads: grey 32×32, like
