@@ -20,12 +20,25 @@ TEST(Run, FolderIsCreatedAndTemporariesOfDeadProcessesAreCleared) {
   const auto mine = dir.file("run/metrics.tmp." + std::to_string(::getpid()) + ".0");
   test::write_bytes(mine, "in progress");
   RunFolder run(dir.file("run"));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/vqvae.ckpt.tmp.4194305.0"))) << "removed before create()";
+  run.create();
   EXPECT_FALSE(std::filesystem::exists(dir.file("run/vqvae.ckpt.tmp.4194305.0")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("run/grids/a.png.tmp.4194305.1")));
   EXPECT_TRUE(std::filesystem::exists(mine)) << "a live process's temporary file was removed";
   EXPECT_EQ(run.file("x.json"), dir.file("run/x.json"));
   run.write_json("x.json", {{"a", 1}});
   EXPECT_EQ(nlohmann::json::parse(test::read_text(run.file("x.json")))["a"], 1);
+}
+
+TEST(Run, NothingIsMadeOnDiskUntilCreate) {
+  test::TempDir dir;
+  const RunFolder run(dir.file("a/run"));
+  EXPECT_EQ(run.file("config.json"), dir.file("a/run/config.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a")));
+  run.create();
+  EXPECT_TRUE(std::filesystem::is_directory(dir.file("a/run/grids")));
+  run.create();  // again: an existing folder is fine (a resumed run)
+  EXPECT_TRUE(std::filesystem::is_directory(dir.file("a/run/grids")));
 }
 
 TEST(Run, AStopRequestIsAFlagUntilCleared) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 namespace vqvae2 {
 namespace {
@@ -124,6 +125,12 @@ TEST_F(Stage2, CodesThatDoNotMatchThePriorAreRefused) {
   auto missing = config_for("top", 2);
   missing.codes = dir_->file("nowhere");
   EXPECT_THROW(train_prior(missing, dir_->file("missing"), false, quiet()), Error);
+  auto nonsense = config_for("top", 2);
+  nonsense.train.learning_rate = -1;
+  EXPECT_THROW(train_prior(nonsense, *codes_, open_training_run(dir_->file("nonsense"), "prior", false), quiet()),
+               Error);
+  // A refused run leaves no folder behind (start_training makes it, after the checks).
+  for (const auto* name : {"mismatch", "nonsense"}) EXPECT_FALSE(std::filesystem::exists(dir_->file(name))) << name;
 }
 
 TEST_F(Stage2, SamplingChecksThatThePriorsFitTheVQVAE) {

@@ -14,7 +14,9 @@
 
 namespace vqvae2 {
 
-RunFolder::RunFolder(std::string root) : root_(std::move(root)) {
+RunFolder::RunFolder(std::string root) : root_(std::move(root)) {}
+
+void RunFolder::create() const {
   std::error_code error;
   std::filesystem::create_directories(std::filesystem::path(root_) / "grids", error);
   VQVAE2_CHECK(!error, "cannot create run folder '{}': {}", root_, error.message());

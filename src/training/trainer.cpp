@@ -219,6 +219,7 @@ TrainingRun open_training_run(const std::string& run_dir, const std::string& kin
 }
 
 int64_t start_training(ModelTask& task, const TrainingRun& run, const nlohmann::json& config) {
+  run.folder.create();
   int64_t step = 0;
   if (run.resumed) {
     // Everything but the schedule must be what the checkpoint was trained with.

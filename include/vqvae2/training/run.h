@@ -15,9 +15,12 @@ namespace vqvae2 {
 
 class RunFolder {
  public:
-  // Creates <root> and <root>/grids, and removes temporary files that a killed process left there
-  // (<file>.tmp.<pid>.<n> of a process that no longer runs).
+  // Names the folder <root>; nothing is made on disk until create().
   explicit RunFolder(std::string root);
+  // Creates <root> and <root>/grids, and removes temporary files that a killed process left there
+  // (<file>.tmp.<pid>.<n> of a process that no longer runs). start_training calls it once the run's
+  // configuration and data have been checked, so a run refused before then leaves no folder behind.
+  void create() const;
   const std::string& root() const { return root_; }
   std::string file(const std::string& name) const;  // <root>/<name>
   void write_json(const std::string& name, const nlohmann::json& value) const;

@@ -195,11 +195,14 @@ struct TrainingRun {
   std::optional<ModelCheckpoint> resumed;  // set when resuming
 };
 // Opens `run_dir` for a model of `kind`. Fresh: refuses a folder that already holds such a
-// checkpoint. Resumed: reads it, and refuses a folder without one.
+// checkpoint; the folder itself is made by start_training. Resumed: reads it, and refuses a folder
+// without one.
 TrainingRun open_training_run(const std::string& run_dir, const std::string& kind, bool resume);
 
-// Starts `task` in `run`: when resuming, checks that `config` differs from the stored configuration
-// only in its schedule ("train") and restores the task from the checkpoint. Writes config.json.
+// Starts `task` in `run`: makes the run folder (RunFolder::create), and when resuming checks that
+// `config` differs from the stored configuration only in its schedule ("train") and restores the
+// task from the checkpoint. Writes config.json. Trainers call it after checking their
+// configuration and data, so a refused run leaves nothing on disk.
 // Returns the step to continue from (0 for a fresh run).
 int64_t start_training(ModelTask& task, const TrainingRun& run, const nlohmann::json& config);
 
