@@ -43,20 +43,7 @@ TEST(Codes, ExtractWritesBothSplitsWithTheirHeaders) {
 
 TEST(Codes, AugmentAddsJitteredCopiesOfTheTrainingImagesOnly) {
   test::TempDir dir;
-  {
-    // An untrained VQ-VAE whose codebooks were initialised from data (one training-mode pass), so
-    // that different images get different codes.
-    const auto config = test::tiny_config();
-    seed_everything(3);
-    HierarchicalVQVAE model(config.model);
-    const auto dataset = ImageDataset::open(config.data, config.model.format());
-    std::vector<torch::Tensor> images;
-    for (int64_t i = 0; i < 32; ++i) images.push_back(dataset->get(i));
-    model->train();
-    model->forward(to_model_range(torch::stack(images)));
-    std::filesystem::create_directories(dir.file("vqvae"));
-    write_model_checkpoint(dir.file("vqvae/vqvae.ckpt"), VQVAEKind::name, config, 0, *model);
-  }
+  test::untrained_vqvae(dir.file("vqvae"), /*codebooks_from_data=*/true);  // different images, different codes
   const auto plain = extract_codes({dir.file("vqvae"), dir.file("plain"), 64}, test::quiet());
   ExtractConfig config{dir.file("vqvae"), dir.file("augmented"), 64};
   config.augment = 2;

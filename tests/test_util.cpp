@@ -1,6 +1,8 @@
 #include "test_util.h"
 
 #include "vqvae2/core/device.h"
+#include "vqvae2/data/data.h"
+#include "vqvae2/data/image.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/stages/presets.h"
 
@@ -109,10 +111,17 @@ TrainVQVAEConfig tiny_config() {
   return config;
 }
 
-void untrained_vqvae(const std::string& run_dir) {
+void untrained_vqvae(const std::string& run_dir, bool codebooks_from_data) {
   const auto config = tiny_config();
   seed_everything(3);
   HierarchicalVQVAE model(config.model);
+  if (codebooks_from_data) {
+    const auto dataset = ImageDataset::open(config.data, config.model.format());
+    std::vector<torch::Tensor> images;
+    for (int64_t i = 0; i < 32; ++i) images.push_back(dataset->get(i));
+    model->train();
+    model->forward(to_model_range(torch::stack(images)));
+  }
   std::filesystem::create_directories(run_dir);
   write_model_checkpoint(run_dir + "/vqvae.ckpt", VQVAEKind::name, config, 0, *model);
 }

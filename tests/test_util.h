@@ -65,8 +65,10 @@ TrainVQVAEConfig tiny_config();
 
 // Untrained models as checkpoints, for testing what only uses trained ones (encode, decode, sample):
 // a VQ-VAE of tiny_config() in `run_dir`, and one small prior per level of it, each in
-// <dir>/prior-level<l>; returns the prior folders, bottom first.
-void untrained_vqvae(const std::string& run_dir);
+// <dir>/prior-level<l>; returns the prior folders, bottom first. With `codebooks_from_data` the
+// VQ-VAE's codebooks are initialised from one batch of its images (one training-mode pass), so that
+// different images get different codes.
+void untrained_vqvae(const std::string& run_dir, bool codebooks_from_data = false);
 std::vector<std::string> untrained_priors(const std::string& dir);
 // An untrained Gaussian VAE on the images of tiny_config() (16×16 grey, same data and split; or
 // `image_size`), a latent map of 8 channels at a quarter of the side, in `run_dir`.
