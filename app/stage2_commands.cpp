@@ -108,11 +108,18 @@ void add_prior_flags(CLI::App* app, PriorFlags& flags) {
 
 std::vector<std::pair<std::string, PriorConfig>> prior_presets() {
   std::vector<std::pair<std::string, PriorConfig>> presets;
+  // --help shows what each size gives the top prior and the lower levels (whose conditioning flags the
+  // top shows too: it ignores them).
   for (const auto size : {PriorSize::kSmall, PriorSize::kReference}) {
-    PriorConfig c;
-    c.model = conditional_prior_options(0, 16, 16, 512, 512, 2, size);  // widths do not depend on the map
-    c.train = prior_schedule(size);
-    presets.emplace_back(size == PriorSize::kSmall ? "small" : "reference", c);
+    const std::string name = size == PriorSize::kSmall ? "small" : "reference";
+    PriorConfig lower;
+    lower.model = conditional_prior_options(0, 16, 16, 512, 512, 2, size);  // widths do not depend on the map
+    lower.train = prior_schedule(size, /*conditional=*/true);
+    auto top = lower;
+    top.model.stack = top_prior_options(1, 8, 8, 512, size).stack;
+    top.train = prior_schedule(size, /*conditional=*/false);
+    presets.emplace_back(name + " top", top);
+    presets.emplace_back(name + " lower", lower);
   }
   return presets;
 }

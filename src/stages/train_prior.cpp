@@ -58,7 +58,7 @@ TrainPriorConfig prior_config_for(const PriorCodes& codes, int64_t level, PriorS
                                              size);
   }
   config.codes = codes.folder;
-  config.train = prior_schedule(size);
+  config.train = prior_schedule(size, /*conditional=*/level != levels - 1);
   const auto side = store.meta.value("image_size", int64_t{0});
   config.image_dims = side * side * store.meta.value("channels", int64_t{0});
   return config;

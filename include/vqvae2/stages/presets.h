@@ -47,8 +47,8 @@ PriorOptions conditional_prior_options(int64_t level, int64_t height, int64_t wi
                                        int64_t condition_codes, int64_t scale, PriorSize size);
 PriorSize parse_prior_size(const std::string& name);
 
-// The training schedule of a prior of this size.
-TrainSchedule prior_schedule(PriorSize size);
+// The training schedule of a prior of this size: the top prior's, or (conditional) a lower level's.
+TrainSchedule prior_schedule(PriorSize size, bool conditional);
 // The prior size that goes with a VQ-VAE preset (small for mnist and vqvae1, else reference).
 PriorSize prior_size_for_preset(const std::string& preset);
 
