@@ -267,11 +267,17 @@ Command add_sample(CLI::App& top, Common& common) {
                   "instead of --vqvae and --priors: a Gaussian VAE run folder (train-vae) or .ckpt file");
   app->add_option("--count", config->count, "images (audio: clips) to sample")->capture_default_str();
   app->add_option("--batch-size", config->batch_size, "images (audio: clips) sampled together")->capture_default_str();
-  app->add_option("--temperature", config->sampling.temperature, "divides the logits; 0 = most likely code")
+  // One temperature and top-k for every level; top-p for every level, or the top's and the lower levels'.
+  auto sampling = std::make_shared<SamplingOptions>();
+  auto top_p = std::make_shared<std::vector<double>>();
+  app->add_option("--temperature", sampling->temperature, "divides the logits; 0 = most likely code")
       ->capture_default_str();
-  app->add_option("--top-k", config->sampling.top_k, "keep the k most likely codes (0 = all)")->capture_default_str();
-  app->add_option("--top-p", config->sampling.top_p, "keep the most likely codes up to this probability")
-      ->capture_default_str();
+  app->add_option("--top-k", sampling->top_k, "keep the k most likely codes (0 = all)")->capture_default_str();
+  app->add_option("--top-p", *top_p,
+                  "keep the most likely codes up to this probability: one value for every level, or two, the top "
+                  "prior's and the lower levels' (1 = the exact model) [default: 0.9,0.7; audio 0.8]")
+      ->delimiter(',')
+      ->expected(1, 2);
   app->add_option("--seed", config->seed, "same seed, same samples")->capture_default_str();
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
   app->add_flag("--score-digits", config->score_digits,
@@ -295,8 +301,16 @@ Command add_sample(CLI::App& top, Common& common) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   add_common(app, common);
-  return {app, [config, length, precision, app, &common] {
+  return {app, [config, length, precision, sampling, top_p, app, &common] {
             config->precision = parse_precision(*precision);
+            for (auto* level : {&config->sampling.top, &config->sampling.lower}) {
+              level->temperature = sampling->temperature;
+              level->top_k = sampling->top_k;
+            }
+            if (!top_p->empty()) {
+              config->sampling.top.top_p = top_p->front();
+              config->sampling.lower.top_p = top_p->back();
+            }
             if (!config->vqvae.empty() && vqvae_modality(config->vqvae) == Modality::kAudio) {
               VQVAE2_CHECK(config->precision == Precision::kFP32, "--precision is for images; audio samples in fp32");
               AudioSampleConfig audio;
@@ -305,7 +319,9 @@ Command add_sample(CLI::App& top, Common& common) {
               audio.count = config->count;
               audio.batch_size = config->batch_size;
               audio.samples = *length;
-              audio.sampling = config->sampling;
+              VQVAE2_CHECK(top_p->size() <= 1, "audio takes one --top-p for every level");
+              audio.sampling = *sampling;
+              audio.sampling.top_p = top_p->empty() ? 0.8 : top_p->front();
               audio.seed = config->seed;
               audio.naive = config->naive;
               if (app->get_option("--out")->count() > 0) audio.out = config->out;

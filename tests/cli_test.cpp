@@ -184,6 +184,12 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("z"))) << "a bad flag left a run folder";
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --top-p 0",
                  "top-p must be in (0, 1]");
+  // One top-p for every level, or the top's and the lower levels': each is checked.
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --top-p 0.9,0",
+                 "top-p must be in (0, 1]");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") +
+                     " --top-p 0.9,0.8,0.7",
+                 "--top-p");
 }
 
 // Nonsense flag values: each is refused before any work with a message naming the flag or value.

@@ -43,8 +43,10 @@ TEST(Generate, SamplesEveryImageWritesTheGridAndTheCodes) {
   auto other = config;
   other.seed = 9;
   EXPECT_FALSE(torch::equal(sample_images(other, test::quiet()).codes[1], result.codes[1]));
-  // Nucleus sampling unless asked otherwise; top-p 1 samples the exact model.
-  EXPECT_DOUBLE_EQ(SampleConfig().sampling.top_p, 0.8);
+  // Nucleus sampling unless asked otherwise, looser at the top than below (docs/ABLATIONS.md); top-p 1
+  // samples the exact model.
+  EXPECT_DOUBLE_EQ(SampleConfig().sampling.top.top_p, 0.9);
+  EXPECT_DOUBLE_EQ(SampleConfig().sampling.lower.top_p, 0.7);
 }
 
 TEST(Generate, PriorsMustBeOnePerLevel) {
@@ -60,7 +62,10 @@ TEST(Generate, PriorsMustBeOnePerLevel) {
   bad.count = 0;
   test::expect_error([&] { sample_images(bad, test::quiet()); }, "the number of samples must be positive");
   bad = config;
-  bad.sampling.top_p = 0;
+  bad.sampling.top.top_p = 0;
+  test::expect_error([&] { sample_images(bad, test::quiet()); }, "top-p must be in (0, 1]");
+  bad = config;
+  bad.sampling.lower.top_p = 1.5;
   test::expect_error([&] { sample_images(bad, test::quiet()); }, "top-p must be in (0, 1]");
 }
 

@@ -96,6 +96,22 @@ TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
   // Digits are mostly background: a sample from a trained prior is too, not noise.
   const auto pixels = to_pixels(sampled.images).to(torch::kFloat);
   EXPECT_LT(pixels.mean().item<double>(), 100.0);
+
+  // Each level samples with its own options. The most likely codes at the top (temperature 0) give
+  // every image one top map while the bottom still varies ...
+  const auto all_alike = [](const torch::Tensor& codes) {
+    for (int64_t i = 1; i < codes.size(0); ++i) {
+      if (!torch::equal(codes[i], codes[0])) return false;
+    }
+    return true;
+  };
+  const auto argmax_top = sample_hierarchy(vqvae.model, priors, 4, {SamplingOptions{0, 0, 1}, SamplingOptions{}}, 1);
+  EXPECT_TRUE(all_alike(argmax_top.codes[1]));
+  EXPECT_FALSE(all_alike(argmax_top.codes[0]));
+  // ... and the most likely codes below leave the top as the exact model drew it (same seed).
+  const auto argmax_below = sample_hierarchy(vqvae.model, priors, 4, {SamplingOptions{}, SamplingOptions{0, 0, 1}}, 1);
+  EXPECT_TRUE(torch::equal(argmax_below.codes[1], sampled.codes[1]));
+  EXPECT_FALSE(torch::equal(argmax_below.codes[0], sampled.codes[0]));
 }
 
 TEST_F(Stage2, ResumedPriorTrainingEqualsUninterrupted) {

@@ -15,6 +15,11 @@ void SamplingOptions::validate() const {
   VQVAE2_CHECK(top_p > 0 && top_p <= 1, "top-p must be in (0, 1], got {}", top_p);
 }
 
+void HierarchySampling::validate() const {
+  top.validate();
+  lower.validate();
+}
+
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options) {
   const auto K = logits.size(1);
   if (options.temperature == 0) return logits.argmax(1);
@@ -130,8 +135,9 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
 }
 
 HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
-                                 const SamplingOptions& options, uint64_t seed, bool naive,
+                                 const HierarchySampling& options, uint64_t seed, bool naive,
                                  const std::function<void(int64_t, int64_t, int64_t)>& progress) {
+  options.validate();
   const auto& model = vqvae->options();
   const auto L = model.levels();
   VQVAE2_CHECK(static_cast<int64_t>(priors.size()) == L, "sampling needs one prior per level ({}), got {}", L,
@@ -154,8 +160,9 @@ HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& p
     const auto condition = l + 1 < L ? result.codes[l + 1] : torch::Tensor();
     const auto level_seed = seed * 1000003 + static_cast<uint64_t>(l);
     const auto rows = priors[l]->options().height;
-    result.codes[l] = naive ? sample_naive(priors[l], batch, condition, options, level_seed)
-                            : sample_cached(priors[l], batch, condition, options, level_seed, {}, [&](int64_t done) {
+    const auto& level_options = options.at(l, L);
+    result.codes[l] = naive ? sample_naive(priors[l], batch, condition, level_options, level_seed)
+                            : sample_cached(priors[l], batch, condition, level_options, level_seed, {}, [&](int64_t done) {
                                 if (progress) progress(l, done, rows);
                               });
     result.seconds[l] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -28,6 +28,22 @@ struct SamplingOptions {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p)
 
+// The options of a hierarchy's samplers: one for the top prior, one for every level below it. The top
+// map decides what is drawn (which digit), the levels below draw its strokes, and truncation does
+// different things to the two: at the top it makes the commonest, simplest shapes commoner, below it
+// removes broken strokes. One SamplingOptions converts to "the same for every level".
+struct HierarchySampling {
+  SamplingOptions top;
+  SamplingOptions lower;
+  HierarchySampling() = default;
+  HierarchySampling(const SamplingOptions& every_level) : top(every_level), lower(every_level) {}  // NOLINT: implicit
+  HierarchySampling(const SamplingOptions& top_level, const SamplingOptions& lower_levels)
+      : top(top_level), lower(lower_levels) {}
+  // The options for `level` of a `levels`-level hierarchy.
+  const SamplingOptions& at(int64_t level, int64_t levels) const { return level + 1 == levels ? top : lower; }
+  void validate() const;
+};
+
 // [positions, batch] uniforms in [0, 1) from their own CPU generator seeded with `seed`: the numbers
 // every sampler (PixelCNN and WaveNet, naive and cached) draws, the same on any device.
 torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed);
@@ -62,9 +78,10 @@ struct HierarchySample {
   std::vector<double> seconds;       // per level, bottom first; then the decoder's at the end
 };
 
-// Samples every level top-down with `priors` (index = level, bottom first) and decodes.
+// Samples every level top-down with `priors` (index = level, bottom first), each with its options
+// (options.at(level, levels)), and decodes.
 HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
-                                 const SamplingOptions& options, uint64_t seed, bool naive = false,
+                                 const HierarchySampling& options, uint64_t seed, bool naive = false,
                                  const std::function<void(int64_t level, int64_t rows_done, int64_t rows)>& progress = {});
 
 }  // namespace vqvae2
