@@ -137,7 +137,7 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
 HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
                                  const HierarchySampling& options, uint64_t seed, bool naive,
                                  const std::function<void(int64_t, int64_t, int64_t)>& progress) {
-  options.validate();
+  options.validate();  // every level's, before the top is sampled (each sampler checks its own again)
   const auto& model = vqvae->options();
   const auto L = model.levels();
   VQVAE2_CHECK(static_cast<int64_t>(priors.size()) == L, "sampling needs one prior per level ({}), got {}", L,
