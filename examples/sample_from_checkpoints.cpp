@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
 
     // Nucleus sampling, looser at the top (which digit) than below (its strokes): `vqvae2 sample`'s
     // defaults. One SamplingOptions{} instead samples every level from the exact model.
-    const vqvae2::HierarchySampling options{vqvae2::SamplingOptions{1.0, 0, 0.9}, vqvae2::SamplingOptions{1.0, 0, 0.7}};
+    const auto options = vqvae2::SampleConfig().sampling;
     const auto sample = vqvae2::sample_hierarchy(vqvae.model, priors, /*batch=*/4, options, /*seed=*/0);
     // sample.images: [4, C, S, S] in [-1, 1]; sample.codes: the code maps, bottom first.
     vqvae2::save_png(argv[argc - 1], vqvae2::make_grid(vqvae2::to_pixels(sample.images), /*columns=*/4));
