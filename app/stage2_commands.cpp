@@ -255,10 +255,6 @@ Command add_train_prior(CLI::App& top, Common& common) {
           }};
 }
 
-// The audio samplers' default nucleus threshold, one for every level: the value images used before
-// they got one per level (not measured on audio).
-constexpr double kAudioTopP = 0.8;
-
 Command add_sample(CLI::App& top, Common& common) {
   auto* app = top.add_subcommand(
       "sample", "Ancestral sampling: top codes, then each level below, then decode (or a VAE's z ~ N(0, I), decoded)");
@@ -281,7 +277,8 @@ Command add_sample(CLI::App& top, Common& common) {
                   fmt::format("keep the most likely codes up to this probability: one value for every level, or "
                               "two, the top prior's and the lower levels' (1 = the exact model) [default: {},{}; "
                               "audio {}]",
-                              config->sampling.top.top_p, config->sampling.lower.top_p, kAudioTopP))
+                              config->sampling.top.top_p, config->sampling.lower.top_p,
+                              AudioSampleConfig().sampling.top_p))
       ->delimiter(',')
       ->expected(1, 2);
   app->add_option("--seed", config->seed, "same seed, same samples")->capture_default_str();
@@ -327,7 +324,7 @@ Command add_sample(CLI::App& top, Common& common) {
               audio.samples = *length;
               VQVAE2_CHECK(top_p->size() <= 1, "audio takes one --top-p for every level");
               audio.sampling = *sampling;
-              audio.sampling.top_p = top_p->empty() ? kAudioTopP : top_p->front();
+              audio.sampling.top_p = top_p->empty() ? AudioSampleConfig().sampling.top_p : top_p->front();
               audio.seed = config->seed;
               audio.naive = config->naive;
               if (app->get_option("--out")->count() > 0) audio.out = config->out;

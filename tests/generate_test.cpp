@@ -197,6 +197,8 @@ TEST(GenerateAudio, SamplesEveryClipWritesWavsSpectrogramsAndTheCodes) {
   const auto store = read_code_store(config.codes_out);
   EXPECT_TRUE(torch::equal(store.codes[0].squeeze(1), result.codes[0]));
   EXPECT_EQ(store.meta.at("modality"), "audio");
+  // Nucleus sampling unless asked otherwise, in the library as in the command (top-p 1 = the exact model).
+  EXPECT_DOUBLE_EQ(AudioSampleConfig().sampling.top_p, 0.8);
 }
 
 TEST(GenerateAudio, CachedAndNaiveSamplersGiveTheSameCodesAndLengthsFollowTheFlag) {

@@ -65,7 +65,9 @@ struct AudioSampleConfig {
   int64_t count = 4;
   int64_t batch_size = 4;            // clips sampled together
   int64_t samples = 0;               // length of each clip in audio samples; 0 = the VQ-VAE's clip length
-  SamplingOptions sampling;
+  // Nucleus sampling at top-p 0.8, one threshold for every level: the value images used before they got
+  // one per level (not measured on audio). top_p 1 samples the exact model.
+  SamplingOptions sampling{1.0, 0, 0.8};
   uint64_t seed = 0;                 // same seed, same audio
   bool naive = false;                // the reference sampler: a full WaveNet pass per code
   std::string out = "samples";       // folder: sample-<i>.wav and spectrograms.png
