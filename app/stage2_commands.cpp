@@ -281,6 +281,16 @@ Command add_sample(CLI::App& top, Common& common) {
                               AudioSampleConfig().sampling.top_p))
       ->delimiter(',')
       ->expected(1, 2);
+  app->add_option("--exact-first", config->sampling.top.exact_first,
+                  "images: the top map's first codes (raster order) drawn from the exact model, with no temperature, "
+                  "top-k or top-p; they decide most of what is drawn, and truncating them makes the commonest shapes "
+                  "commoner")
+      ->capture_default_str();
+  app->add_option("--candidates", config->sampling.candidates,
+                  "images: draws of the levels below the top per top map; each is decoded and encoded again, and the "
+                  "one that gives back most of its own codes is kept (1 = plain ancestral sampling; costs about this "
+                  "many times the lower levels' sampling time)")
+      ->capture_default_str();
   app->add_option("--seed", config->seed, "same seed, same samples")->capture_default_str();
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
   app->add_flag("--score-digits", config->score_digits,
@@ -323,6 +333,9 @@ Command add_sample(CLI::App& top, Common& common) {
               audio.batch_size = config->batch_size;
               audio.samples = *length;
               VQVAE2_CHECK(top_p->size() <= 1, "audio takes one --top-p for every level");
+              for (const auto* flag : {"--candidates", "--exact-first"}) {
+                VQVAE2_CHECK(app->get_option(flag)->count() == 0, "{} is for images, not audio", flag);
+              }
               audio.sampling = *sampling;
               audio.sampling.top_p = top_p->empty() ? AudioSampleConfig().sampling.top_p : top_p->front();
               audio.seed = config->seed;

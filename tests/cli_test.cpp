@@ -190,6 +190,8 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") +
                      " --top-p 0.9,0.8,0.7",
                  "--top-p");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --candidates 0",
+                 "the candidates per top map must be at least 1");
 }
 
 // Nonsense flag values: each is refused before any work with a message naming the flag or value.
@@ -450,6 +452,8 @@ TEST(Cli, AudioStagesEndToEndFromAFolderOfSpokenDigits) {
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top"), "no WaveNet given for level 0");
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --length 100",
                  "multiple");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --candidates 4",
+                 "--candidates is for images, not audio");
 }
 
 }  // namespace

@@ -47,6 +47,12 @@ TEST(Generate, SamplesEveryImageWritesTheGridAndTheCodes) {
   // samples the exact model.
   EXPECT_DOUBLE_EQ(SampleConfig().sampling.top.top_p, 0.9);
   EXPECT_DOUBLE_EQ(SampleConfig().sampling.lower.top_p, 0.7);
+  // The top map's first code untruncated, and the best of 8 draws below by self-consistency; a
+  // SamplingOptions alone means one draw, with every position truncated.
+  EXPECT_EQ(SampleConfig().sampling.top.exact_first, 1);
+  EXPECT_EQ(SampleConfig().sampling.lower.exact_first, 0);
+  EXPECT_EQ(SampleConfig().sampling.candidates, 8);
+  EXPECT_EQ(HierarchySampling(SamplingOptions{}).candidates, 1);
 }
 
 TEST(Generate, PriorsMustBeOnePerLevel) {
@@ -67,6 +73,12 @@ TEST(Generate, PriorsMustBeOnePerLevel) {
   bad = config;
   bad.sampling.lower.top_p = 1.5;
   test::expect_error([&] { sample_images(bad, test::quiet()); }, "top-p must be in (0, 1]");
+  bad = config;
+  bad.sampling.candidates = 0;
+  test::expect_error([&] { sample_images(bad, test::quiet()); }, "the candidates per top map must be at least 1");
+  bad = config;
+  bad.sampling.top.exact_first = -1;
+  test::expect_error([&] { sample_images(bad, test::quiet()); }, "the exact positions at the start must be >= 0");
 }
 
 TEST(Generate, AVaeSamplesFromItsRunFolderBySeed) {

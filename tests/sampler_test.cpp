@@ -106,7 +106,37 @@ TEST(Sampler, CachedSamplingMatchesWithTemperatureTopKAndTopP) {
     options.top_k = 6;
     options.top_p = 0.9;
     expect_cached_equals_naive(prior, {}, options);
+    options.exact_first = 4;  // the first row and a bit of the exact model, then the truncated one
+    expect_cached_equals_naive(prior, {}, options);
   }
+}
+
+TEST(Sampler, ExactFirstPositionsAreDrawnFromTheExactModelAndOnlyThey) {
+  torch::manual_seed(5);
+  Prior prior(tiny_top());  // K 11
+  SamplingOptions argmax{0, 0, 1};  // the most likely code everywhere: one map for the whole batch
+  const auto alike = sample_cached(prior, 16, {}, argmax, 3);
+  for (int64_t b = 1; b < 16; ++b) ASSERT_TRUE(torch::equal(alike[b], alike[0]));
+  auto first = argmax;
+  first.exact_first = 1;
+  EXPECT_DOUBLE_EQ(first.at(0).temperature, 1.0);
+  EXPECT_DOUBLE_EQ(first.at(1).temperature, 0.0);
+  const auto codes = sample_cached(prior, 16, {}, first, 3);
+  // The first codes are drawn: they vary over the batch ...
+  const auto corner = codes.select(2, 0).select(1, 0);
+  EXPECT_GT(std::get<0>(at::_unique(corner)).numel(), 1);
+  // ... and everything after them is the argmax given them: equal first codes, equal maps (16 maps and
+  // 11 codes: at least one pair shares its first code).
+  int pairs = 0;
+  for (int64_t a = 0; a < 16; ++a) {
+    for (int64_t b = a + 1; b < 16; ++b) {
+      if (corner[a].item<int64_t>() != corner[b].item<int64_t>()) continue;
+      ++pairs;
+      EXPECT_TRUE(torch::equal(codes[a], codes[b])) << a << " " << b;
+    }
+  }
+  EXPECT_GT(pairs, 0);
+  EXPECT_THROW(SamplingOptions({1, 0, 1, -1}).validate(), Error);
 }
 
 TEST(Sampler, BothSamplersCheckTheConditionCodes) {

@@ -74,6 +74,16 @@ TEST_F(Stage2, ExtractedCodesDecodeToTheVQVAEsOwnReconstructions) {
   const auto decoded = loaded.model->decode_codes({store.codes[0].slice(0, 0, 8), store.codes[1].slice(0, 0, 8)});
   EXPECT_TRUE(torch::allclose(decoded, out.reconstruction, 1e-5, 1e-5));
   EXPECT_TRUE(torch::equal(store.codes[0].slice(0, 0, 8), out.levels[0].codes));
+  // Real digits' codes come back from their decoded images far more than random codes do.
+  const std::vector<torch::Tensor> real = {store.codes[0].slice(0, 0, 8), store.codes[1].slice(0, 0, 8)};
+  const std::vector<torch::Tensor> random = {torch::randint(store.levels[0].codes, real[0].sizes(), torch::kLong),
+                                             torch::randint(store.levels[1].codes, real[1].sizes(), torch::kLong)};
+  const auto real_share = self_consistency(loaded.model, real, decoded).mean().item<double>();
+  const auto random_share = self_consistency(loaded.model, random, loaded.model->decode_codes(random)).mean().item<double>();
+  RecordProperty("self_consistency_real", std::to_string(real_share));
+  RecordProperty("self_consistency_random", std::to_string(random_share));
+  EXPECT_GT(real_share, 0.5);
+  EXPECT_LT(random_share, 0.5 * real_share);
 }
 
 TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
@@ -112,6 +122,21 @@ TEST_F(Stage2, BothPriorsLearnTheCodesOfRealDigitsAndSampleImages) {
   const auto argmax_below = sample_hierarchy(vqvae.model, priors, 4, {SamplingOptions{}, SamplingOptions{0, 0, 1}}, 1);
   EXPECT_TRUE(torch::equal(argmax_below.codes[1], sampled.codes[1]));
   EXPECT_FALSE(torch::equal(argmax_below.codes[0], sampled.codes[0]));
+
+  // Reranked by self-consistency: the top maps stay the plain draw's, which is candidate 0, so no image
+  // gives back less of its codes than the plain draw's, some give back more, and the images are the
+  // kept codes decoded.
+  const auto plain = self_consistency(vqvae.model, sampled.codes, sampled.images);
+  HierarchySampling reranked;
+  reranked.candidates = 6;
+  const auto best = sample_hierarchy(vqvae.model, priors, 4, reranked, 1);
+  EXPECT_TRUE(torch::equal(best.codes[1], sampled.codes[1]));
+  const auto kept = self_consistency(vqvae.model, best.codes, best.images);
+  EXPECT_TRUE((kept >= plain).all().item<bool>()) << plain << kept;
+  EXPECT_GT(kept.sum().item<double>(), plain.sum().item<double>()) << plain << kept;
+  EXPECT_LE(kept.max().item<double>(), 1.0);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(best.images, vqvae.model->decode_codes(best.codes), 1e-5, 1e-5));
 }
 
 TEST_F(Stage2, ResumedPriorTrainingEqualsUninterrupted) {

@@ -43,7 +43,7 @@ torch::Tensor sample_wavenet_naive(WaveNet& prior, int64_t batch, int64_t length
     // The whole sequence through the whole network, for one position's logits.
     const auto logits = prior->forward(codes, condition).select(2, t);  // [B, K]
     if (observer) observer(t, logits);
-    codes.select(1, t).copy_(pick_codes(logits, uniforms[t], options));
+    codes.select(1, t).copy_(pick_codes(logits, uniforms[t], options.at(t)));
   }
   return codes;
 }
@@ -58,7 +58,7 @@ torch::Tensor sample_wavenet_cached(WaveNet& prior, int64_t batch, int64_t lengt
   for (int64_t t = 0; t < length; ++t) {
     const auto logits = prior->logits_step(state);
     if (observer) observer(t, logits);
-    const auto picked = pick_codes(logits, uniforms[t], options);
+    const auto picked = pick_codes(logits, uniforms[t], options.at(t));
     codes.select(1, t).copy_(picked);
     prior->commit(state, picked);
     if (progress && ((t + 1) % 64 == 0 || t + 1 == length)) progress(t + 1);

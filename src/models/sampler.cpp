@@ -13,11 +13,17 @@ void SamplingOptions::validate() const {
   VQVAE2_CHECK(temperature >= 0 && std::isfinite(temperature), "temperature must be >= 0, got {}", temperature);
   VQVAE2_CHECK(top_k >= 0, "top-k must be >= 0 (0 = off), got {}", top_k);
   VQVAE2_CHECK(top_p > 0 && top_p <= 1, "top-p must be in (0, 1], got {}", top_p);
+  VQVAE2_CHECK(exact_first >= 0, "the exact positions at the start must be >= 0, got {}", exact_first);
+}
+
+SamplingOptions SamplingOptions::at(int64_t position) const {
+  return position < exact_first ? SamplingOptions{} : *this;
 }
 
 void HierarchySampling::validate() const {
   top.validate();
   lower.validate();
+  VQVAE2_CHECK(candidates >= 1, "the candidates per top map must be at least 1, got {}", candidates);
 }
 
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options) {
@@ -95,7 +101,7 @@ torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& con
       // The whole map through the whole network, for one position's logits.
       const auto logits = prior->forward(codes, condition).select(3, j).select(2, i);  // [B, K]
       if (observer) observer(i, j, logits);
-      codes.select(2, j).select(1, i).copy_(pick_codes(logits, uniforms[i * W + j], options));
+      codes.select(2, j).select(1, i).copy_(pick_codes(logits, uniforms[i * W + j], options.at(i * W + j)));
     }
   }
   return codes;
@@ -125,7 +131,7 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
     for (int64_t j = 0; j < W; ++j) {
       const auto logits = stack.logits_at(state, i, j);
       if (observer) observer(i, j, logits);
-      const auto picked = pick_codes(logits, uniforms[i * W + j], options);
+      const auto picked = pick_codes(logits, uniforms[i * W + j], options.at(i * W + j));
       codes.select(2, j).select(1, i).copy_(picked);
       stack.commit(state, i, j, picked);
     }
@@ -155,26 +161,65 @@ HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& p
   HierarchySample result;
   result.codes.resize(L);
   result.seconds.assign(L + 1, 0.0);
-  for (int64_t l = L - 1; l >= 0; --l) {
+  // Levels from `first` down to the bottom, each given the one above (result.codes[first + 1] when
+  // first < L - 1); candidate c > 0 draws its own uniforms.
+  const auto sample_levels = [&](std::vector<torch::Tensor>& codes, int64_t first, uint64_t candidate) {
+    for (int64_t l = first; l >= 0; --l) {
+      const auto start = std::chrono::steady_clock::now();
+      const auto condition = l + 1 < L ? codes[l + 1] : torch::Tensor();
+      const auto level_seed = seed * 1000003 + static_cast<uint64_t>(l) + candidate * 0x9E3779B97F4A7C15ULL;
+      const auto rows = priors[l]->options().height;
+      const auto& level_options = options.at(l, L);
+      codes[l] = naive ? sample_naive(priors[l], batch, condition, level_options, level_seed)
+                       : sample_cached(priors[l], batch, condition, level_options, level_seed, {}, [&](int64_t done) {
+                           if (progress) progress(l, done, rows);
+                         });
+      result.seconds[l] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  };
+  const auto decode = [&](const std::vector<torch::Tensor>& codes) {
     const auto start = std::chrono::steady_clock::now();
-    const auto condition = l + 1 < L ? result.codes[l + 1] : torch::Tensor();
-    const auto level_seed = seed * 1000003 + static_cast<uint64_t>(l);
-    const auto rows = priors[l]->options().height;
-    const auto& level_options = options.at(l, L);
-    result.codes[l] = naive ? sample_naive(priors[l], batch, condition, level_options, level_seed)
-                            : sample_cached(priors[l], batch, condition, level_options, level_seed, {}, [&](int64_t done) {
-                                if (progress) progress(l, done, rows);
-                              });
-    result.seconds[l] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  const auto start = std::chrono::steady_clock::now();
-  {
     torch::InferenceMode inference;
     EvalMode eval(*vqvae);
-    result.images = vqvae->decode_codes(result.codes);
+    auto images = vqvae->decode_codes(codes);
+    result.seconds[L] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return images;
+  };
+  sample_levels(result.codes, L - 1, 0);
+  result.images = decode(result.codes);
+  if (options.candidates > 1 && L > 1) {
+    const auto consistency = [&](const std::vector<torch::Tensor>& codes, const torch::Tensor& images) {
+      const auto start = std::chrono::steady_clock::now();
+      auto agreement = self_consistency(vqvae, codes, images);
+      result.seconds[L] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return agreement;
+    };
+    auto best = consistency(result.codes, result.images);
+    for (int64_t c = 1; c < options.candidates; ++c) {
+      auto codes = result.codes;  // the top map stays; every level below is drawn again
+      sample_levels(codes, L - 2, static_cast<uint64_t>(c));
+      const auto images = decode(codes);
+      const auto agreement = consistency(codes, images);
+      const auto better = agreement.gt(best);  // ties keep the earlier candidate
+      for (int64_t l = 0; l + 1 < L; ++l) result.codes[l] = torch::where(better.view({-1, 1, 1}), codes[l], result.codes[l]);
+      result.images = torch::where(better.view({-1, 1, 1, 1}), images, result.images);
+      best = torch::where(better, agreement, best);
+    }
   }
-  result.seconds[L] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+torch::Tensor self_consistency(HierarchicalVQVAE& vqvae, const std::vector<torch::Tensor>& codes,
+                               const torch::Tensor& images) {
+  VQVAE2_CHECK(static_cast<int64_t>(codes.size()) == vqvae->options().levels(),
+               "self-consistency needs one code map per level ({}), got {}", vqvae->options().levels(), codes.size());
+  torch::InferenceMode inference;
+  EvalMode eval(*vqvae);
+  // The images as they will be kept: clamped to the data range [-1, 1].
+  const auto again = vqvae->encode(images.to(torch::kFloat).clamp(-1, 1));
+  auto agreement = torch::zeros({images.size(0)}, torch::TensorOptions().dtype(torch::kDouble).device(images.device()));
+  for (size_t l = 0; l < codes.size(); ++l) agreement += again[l].eq(codes[l]).to(torch::kDouble).mean({1, 2});
+  return agreement / static_cast<double>(codes.size());
 }
 
 }  // namespace vqvae2

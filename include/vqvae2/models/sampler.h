@@ -24,21 +24,31 @@ struct SamplingOptions {
   double temperature = 1.0;  // logits / T; 0 = always the most likely code
   int64_t top_k = 0;         // keep only the k most likely codes (0 = all)
   double top_p = 1.0;        // keep the smallest set of codes with this much probability (1 = all)
+  int64_t exact_first = 0;   // the first n positions (raster order) from the exact model: none of the three above
   void validate() const;
+  // The options for position p (raster order: p = i·W + j, or t): the exact model for p < exact_first.
+  SamplingOptions at(int64_t position) const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p, exact_first)
 
 // The options of a hierarchy's samplers: one for the top prior, one for every level below it. The top
 // map decides what is drawn (which digit), the levels below draw its strokes, and truncation does
 // different things to the two: at the top it makes the commonest, simplest shapes commoner, below it
 // removes broken strokes. One SamplingOptions converts to "the same for every level".
+//
+// `candidates` > 1 reranks the levels below the top by self-consistency (self_consistency below): for
+// every top map it draws that many sets of lower maps, decodes each and keeps the set whose image the
+// VQ-VAE encodes back to the most of its own codes. A lower map that contradicts the top map (a loop
+// closed over the top of a 4, a broken stroke) decodes to an image whose codes come back different.
+// Only the model judges: no classifier. 1 = plain ancestral sampling.
 struct HierarchySampling {
   SamplingOptions top;
   SamplingOptions lower;
+  int64_t candidates = 1;
   HierarchySampling() = default;
   HierarchySampling(const SamplingOptions& every_level) : top(every_level), lower(every_level) {}  // NOLINT: implicit
-  HierarchySampling(const SamplingOptions& top_level, const SamplingOptions& lower_levels)
-      : top(top_level), lower(lower_levels) {}
+  HierarchySampling(const SamplingOptions& top_level, const SamplingOptions& lower_levels, int64_t lower_candidates = 1)
+      : top(top_level), lower(lower_levels), candidates(lower_candidates) {}
   // The options for `level` of a `levels`-level hierarchy.
   const SamplingOptions& at(int64_t level, int64_t levels) const { return level + 1 == levels ? top : lower; }
   void validate() const;
@@ -72,14 +82,23 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
                             const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {},
                             const RowProgress& progress = {});
 
+// How much of its own code a decoded sample gives back: codes (per level, bottom first, [B, H_l, W_l])
+// decode to `images` [B, C, S, S]; the VQ-VAE encodes the images again, and for every image the share
+// of positions whose code comes back the same is averaged over the levels (each level counts alike,
+// however many positions it has). -> [B] double in [0, 1].
+torch::Tensor self_consistency(HierarchicalVQVAE& vqvae, const std::vector<torch::Tensor>& codes,
+                               const torch::Tensor& images);
+
 struct HierarchySample {
   std::vector<torch::Tensor> codes;  // per level, bottom first
   torch::Tensor images;              // x̂ [B, C, S, S] in [-1, 1]
-  std::vector<double> seconds;       // per level, bottom first; then the decoder's at the end
+  std::vector<double> seconds;       // per level, bottom first; then the decoder's (and re-encoder's) at the end
 };
 
 // Samples every level top-down with `priors` (index = level, bottom first), each with its options
-// (options.at(level, levels)), and decodes.
+// (options.at(level, levels)), and decodes; with options.candidates > 1 keeps, per image, the most
+// self-consistent of that many draws of the lower levels under the same top map. Candidate 0 is the
+// draw of candidates = 1, so more candidates never lower an image's self-consistency.
 HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& priors, int64_t batch,
                                  const HierarchySampling& options, uint64_t seed, bool naive = false,
                                  const std::function<void(int64_t level, int64_t rows_done, int64_t rows)>& progress = {});
