@@ -8,8 +8,9 @@
 //       parameters, seconds per training step and sampling seconds per map of an untrained variant;
 //   vqvae2-ablate score --vqvae RUN --priors TOP BOTTOM --count 256
 //       samples images ancestrally and scores them with the digit classifier (score_digits);
-//       --given-top codes/val.vq2 samples only the bottom, under real top maps; --top-temperature T
-//       and --top-top-p P sample the top prior at its own temperature and nucleus threshold. The
+//       --given-top codes/val.vq2 samples only the bottom, under real top maps; --top-temperature T,
+//       --top-top-p P and --exact-first N set the top prior's options, --candidates N reranks the
+//       bottom (as `vqvae2 sample`, with its seeds; under --given-top with --select's criterion). The
 //       JSON line counts the samples read as each digit.
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
@@ -202,13 +203,25 @@ int run_time(const std::string& codes_dir, const std::string& level_name, const 
   return 0;
 }
 
-// What to change in the top level of a two-level sample (score --given-top / --top-temperature).
+// What to change in the top level of a two-level sample (score --given-top / --top-temperature / ...).
 struct TopLevel {
   std::string given;        // a code store: its top maps replace the top prior's samples
   double temperature = -1;  // >= 0: the top prior's temperature (the others keep --temperature)
   double top_p = -1;        // > 0: the top prior's nucleus threshold (the others keep --top-p)
   bool reconstruct = false; // with `given`: its bottom maps too (the VQ-VAE's reconstructions, no prior)
-  bool any() const { return !given.empty() || temperature >= 0 || top_p > 0; }
+  int64_t candidates = 1;   // > 1: bottom maps drawn per top map; the one whose image re-encodes closest is kept
+  std::string select = "both";  // with `given`, what "closest" counts: both (self_consistency) | top | bottom |
+                                // roundtrip | binary; without, always self_consistency (sample_hierarchy)
+  int64_t exact_first = 0;  // the top map's first codes untruncated (sample --exact-first)
+  bool any() const { return !given.empty() || temperature >= 0 || top_p > 0 || candidates > 1 || exact_first > 0; }
+  // The options of `sample` for these flags: the same seeds and candidates as `vqvae2 sample`.
+  HierarchySampling hierarchy(const SamplingOptions& sampling) const {
+    auto upper = sampling;
+    if (temperature >= 0) upper.temperature = temperature;
+    if (top_p > 0) upper.top_p = top_p;
+    upper.exact_first = exact_first;
+    return {upper, sampling, candidates};
+  }
 };
 
 int run_score(const std::string& vqvae_path, const std::vector<std::string>& prior_paths, int64_t count, int64_t batch,
@@ -232,28 +245,45 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
   for (int64_t begin = 0; begin < count; begin += batch) {
     const auto n = std::min(batch, count - begin);
     HierarchySample sample;
-    if (top.any()) {
-      // The top map from the store or from the top prior at its own temperature, then the bottom.
+    if (!top.given.empty()) {
+      // Real top maps from the store, spread evenly over it (stores may be ordered by class), then the
+      // bottom: what the bottom prior alone costs.
       torch::NoGradGuard no_grad;
-      auto top_options = sampling;
-      if (top.temperature >= 0) top_options.temperature = top.temperature;
-      if (top.top_p > 0) top_options.top_p = top.top_p;
       const auto start = Clock::now();
-      // Maps spread evenly over the whole store (stores may be ordered by class).
-      const auto picked = given ? (torch::arange(begin, begin + n, torch::kDouble) * (static_cast<double>(given->size()) / count))
-                                      .floor()
-                                      .to(torch::kLong)
-                                : torch::Tensor();
-      const auto upper = given ? given->codes.at(1).index_select(0, picked)
-                               : sample_cached(priors[1], n, {}, top_options, seed * 1000003 + 1 + begin);
+      const auto picked = (torch::arange(begin, begin + n, torch::kDouble) * (static_cast<double>(given->size()) / count))
+                              .floor()
+                              .to(torch::kLong);
+      const auto upper = given->codes.at(1).index_select(0, picked);
       const auto middle = Clock::now();
-      const auto lower = top.reconstruct ? given->codes.at(0).index_select(0, picked)
-                                         : sample_cached(priors[0], n, upper, sampling, seed * 1000003 + begin);
+      auto lower = top.reconstruct ? given->codes.at(0).index_select(0, picked)
+                                   : sample_cached(priors[0], n, upper, sampling, seed * 1000003 + begin);
+      if (top.candidates > 1) {
+        vqvae.model->eval();
+        auto agreement = [&](const torch::Tensor& bottom) {
+          const auto image = vqvae.model->decode_codes({bottom, upper}).clamp(-1, 1);
+          if (top.select == "roundtrip")
+            return -(vqvae.model->forward(image).reconstruction - image).pow(2).mean({1, 2, 3}).to(torch::kDouble);
+          if (top.select == "binary") return -(1 - image.pow(2)).mean({1, 2, 3}).to(torch::kDouble);
+          if (top.select == "both") return self_consistency(vqvae.model, {bottom, upper}, image);  // sample's --candidates
+          const auto again = vqvae.model->encode(image);
+          const auto t = again[1].eq(upper).to(torch::kDouble).mean({1, 2});
+          const auto b = again[0].eq(bottom).to(torch::kDouble).mean({1, 2});
+          return top.select == "top" ? t + 1e-3 * b : b + 1e-3 * t;
+        };
+        auto best = agreement(lower);
+        for (int64_t c = 1; c < top.candidates; ++c) {
+          const auto other = sample_cached(priors[0], n, upper, sampling, seed * 1000003 + begin + 7919 * c);
+          const auto a = agreement(other);
+          const auto better = a.gt(best);
+          lower = torch::where(better.view({-1, 1, 1}), other, lower);
+          best = torch::where(better, a, best);
+        }
+      }
       sample.seconds = {seconds_since(middle), std::chrono::duration<double>(middle - start).count(), 0.0};
       vqvae.model->eval();
       sample.images = vqvae.model->decode_codes({lower, upper});
     } else {
-      sample = sample_hierarchy(vqvae.model, priors, n, sampling, seed + begin);
+      sample = sample_hierarchy(vqvae.model, priors, n, top.hierarchy(sampling), seed + begin);
     }
     for (size_t l = 0; l < seconds.size(); ++l) seconds[l] += sample.seconds[l];
     images.push_back(to_pixels(sample.images));
@@ -270,7 +300,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
                                {"temperature", sampling.temperature}, {"top_k", sampling.top_k},
                                {"top_p", sampling.top_p}, {"given_top", top.given},
                                {"top_temperature", top.temperature}, {"top_top_p", top.top_p},
-                               {"reconstruct", top.reconstruct}, {"digits", score.read_as}};
+                               {"reconstruct", top.reconstruct}, {"candidates", top.candidates},
+                               {"select", top.select}, {"exact_first", top.exact_first}, {"digits", score.read_as}};
   std::cout << line.dump() << std::endl;
   if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
   return 0;
@@ -350,6 +381,9 @@ int main(int argc, char** argv) {
                     "bottom: how much the bottom prior alone loses");
   score->add_flag("--reconstruct", top.reconstruct, "with --given-top: the store's bottom maps too (scores reconstructions)");
   score->add_option("--top-temperature", top.temperature, "two levels: the top prior's temperature (default --temperature)");
+  score->add_option("--candidates", top.candidates, "two levels: bottom maps per top map, the most self-consistent kept");
+  score->add_option("--exact-first", top.exact_first, "two levels: the top map's first codes untruncated (as sample's)");
+  score->add_option("--select", top.select, "with --candidates: both (the library's self_consistency, as sample --candidates) | top | bottom | roundtrip (-MSE of x̂ reconstructed again) | binary (-mean 1 - x̂²)");
   score->add_option("--top-top-p", top.top_p, "two levels: the top prior's nucleus threshold (default --top-p)");
   CLI11_PARSE(app, argc, argv);
   try {
