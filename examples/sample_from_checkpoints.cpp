@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
     for (const auto& path : paths) loaded.push_back(vqvae2::load<vqvae2::PriorKind>(path, device));
     auto priors = vqvae2::priors_by_level(loaded, paths, vqvae.config.model.levels());
 
-    // Nucleus sampling, looser at the top (which digit) than below (its strokes): `vqvae2 sample`'s
-    // defaults. One SamplingOptions{} instead samples every level from the exact model.
+    // `vqvae2 sample`'s defaults: nucleus sampling, looser at the top (which digit) than below (its
+    // strokes), the top map's first code untruncated, and of 8 draws below each top map the one the
+    // VQ-VAE encodes back most faithfully. One SamplingOptions{} instead samples every level from the
+    // exact model, once.
     const auto options = vqvae2::SampleConfig().sampling;
     const auto sample = vqvae2::sample_hierarchy(vqvae.model, priors, /*batch=*/4, options, /*seed=*/0);
     // sample.images: [4, C, S, S] in [-1, 1]; sample.codes: the code maps, bottom first.
