@@ -29,7 +29,7 @@ struct SampleConfig {
   // simplest digits (1s) commoner. The main job's digits, 1,024 samples, mean of 3 seeds, on the priors
   // of two trainings: 7.76 and 7.68 of 10, 81% confident on both, against 7.41 and 7.43, 81% with 0.8
   // at every level. The top map's first code untruncated, and the most self-consistent of 8 draws of
-  // the bottom per top map: 7.94, 82% on the second training's priors, against 7.73, 81% without, for
+  // the bottom per top map: 7.94, 82% on the main job's priors, against 7.73, 81% without, for
   // about 6 times the sampling time (docs/ABLATIONS.md; candidates 1 for plain, fast ancestral
   // sampling). One SamplingOptions sets every level alike, with one candidate.
   HierarchySampling sampling{SamplingOptions{1.0, 0, 0.9, 1}, SamplingOptions{1.0, 0, 0.7}, 8};
