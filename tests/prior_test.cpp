@@ -116,6 +116,42 @@ TEST(Prior, LossIsTheCrossEntropyOfTheCodes) {
   EXPECT_NEAR(prior->loss(codes).item<double>(), expected.item<double>(), 1e-5);
 }
 
+TEST(Prior, ConditionDropoutWithholdsWholeConditionsInTrainingOnly) {
+  torch::manual_seed(2);
+  auto options = tiny_bottom();
+  options.stack.dropout = 0;  // only the condition is dropped: every map is one model or the other
+  options.condition_dropout = 0.5;
+  Prior prior(options);
+  torch::NoGradGuard no_grad;
+  const int64_t B = 64;
+  const auto codes = torch::randint(0, 13, {B, 8, 6}, torch::kLong);
+  const auto condition = torch::randint(0, 11, {B, 4, 3}, torch::kLong);
+  prior->eval();
+  const auto conditional = prior->forward(codes, condition);
+  const auto unconditional = prior->forward_unconditional(codes);
+  EXPECT_TRUE(torch::allclose(prior->forward(codes, condition), conditional));  // evaluation never drops
+  prior->train();
+  const auto trained = prior->forward(codes, condition);
+  int64_t withheld = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const bool as_conditional = torch::allclose(trained[b], conditional[b], 1e-5, 1e-5);
+    const bool as_unconditional = torch::allclose(trained[b], unconditional[b], 1e-5, 1e-5);
+    EXPECT_NE(as_conditional, as_unconditional) << "map " << b << ": all of its condition or none of it";
+    withheld += as_unconditional;
+  }
+  EXPECT_GT(withheld, 16);  // about half of 64 (binomial: 32 ± 4)
+  EXPECT_LT(withheld, 48);
+  auto bad = tiny_bottom();
+  for (const double share : {-0.1, 1.0}) {
+    bad.condition_dropout = share;
+    EXPECT_THROW(Prior{bad}, Error);
+  }
+  // Options written before the field existed read as 0.
+  auto json = nlohmann::json(tiny_bottom());
+  json.erase("condition_dropout");
+  EXPECT_EQ(json.get<PriorOptions>().condition_dropout, 0);
+}
+
 TEST(Prior, RejectsMismatchedInputs) {
   Prior top(tiny_top());
   EXPECT_THROW(top->forward(torch::zeros({1, 5, 5}, torch::kLong)), Error);

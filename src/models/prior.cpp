@@ -79,6 +79,8 @@ void PriorOptions::validate() const {
   if (conditional) condition.validate();
   VQVAE2_CHECK(!conditional || (height % condition.scale == 0 && width % condition.scale == 0),
                "prior: map {}x{} is not a multiple of the conditioning scale {}", height, width, condition.scale);
+  VQVAE2_CHECK(condition_dropout >= 0 && condition_dropout < 1, "prior: condition dropout must be in [0, 1), got {}",
+               condition_dropout);
 }
 
 PriorImpl::PriorImpl(const PriorOptions& options) : options_(options) {
@@ -119,11 +121,15 @@ void PriorImpl::check_condition(int64_t batch, const torch::Tensor& condition_co
 }
 
 void PriorImpl::check_inputs(const torch::Tensor& codes, const torch::Tensor& condition_codes) const {
+  check_codes(codes);
+  check_condition(codes.size(0), condition_codes);
+}
+
+void PriorImpl::check_codes(const torch::Tensor& codes) const {
   VQVAE2_CHECK(codes.dim() == 3 && codes.size(1) == options_.height && codes.size(2) == options_.width,
                "the level-{} prior expects codes [B, {}, {}], got {}", options_.level, options_.height,
                options_.width, shape_of(codes.sizes()));
   check_code_range(codes, options_.stack.codes, "codes", options_.level);
-  check_condition(codes.size(0), condition_codes);
 }
 
 torch::Tensor PriorImpl::condition_features(const torch::Tensor& condition_codes) {
@@ -132,7 +138,24 @@ torch::Tensor PriorImpl::condition_features(const torch::Tensor& condition_codes
 
 torch::Tensor PriorImpl::forward(const torch::Tensor& codes, const torch::Tensor& condition_codes) {
   check_inputs(codes, condition_codes);
-  return stack_->forward(codes, condition_features(condition_codes));
+  auto features = condition_features(condition_codes);
+  if (features.defined() && is_training() && options_.condition_dropout > 0) {
+    // Withheld conditions look like zeros: forward_unconditional's input.
+    const auto kept = torch::rand({features.size(0), 1, 1, 1}, features.options()).ge(options_.condition_dropout);
+    features = features * kept.to(features.scalar_type());
+  }
+  return stack_->forward(codes, features);
+}
+
+torch::Tensor PriorImpl::forward_unconditional(const torch::Tensor& codes) {
+  VQVAE2_CHECK(options_.conditional && options_.condition_dropout > 0,
+               "the level-{} prior has no unconditional model: it {}", options_.level,
+               options_.conditional ? "was trained without condition dropout (train-prior --condition-dropout)"
+                                    : "is unconditional already");
+  check_codes(codes);
+  const auto features = torch::zeros({codes.size(0), options_.condition.channels, options_.height, options_.width},
+                                     torch::TensorOptions().dtype(parameters().front().scalar_type()).device(codes.device()));
+  return stack_->forward(codes, features);
 }
 
 torch::Tensor PriorImpl::loss(const torch::Tensor& codes, const torch::Tensor& condition_codes) {

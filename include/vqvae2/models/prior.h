@@ -65,17 +65,28 @@ struct PriorOptions {
   GatedPixelCNNOptions stack;  // the causal stack (stack.codes = K of this level)
   bool conditional = false;    // conditioned on the codes of level + 1
   ConditioningStackOptions condition;
+  // Training only (conditional priors; unused by the top's): the share of maps whose condition is withheld, their
+  // conditioning features replaced by zeros, so that one network learns p(x | c) and, given zeros,
+  // p(x) as well: what classifier-free guidance samples from (Ho & Salimans 2022;
+  // SamplingOptions::guidance). 0 = off; a prior trained with 0 has no unconditional model.
+  double condition_dropout = 0.0;
 
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PriorOptions, level, height, width, stack, conditional, condition)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PriorOptions, level, height, width, stack, conditional, condition,
+                                                condition_dropout)
 
 class PriorImpl : public torch::nn::Module {
  public:
   explicit PriorImpl(const PriorOptions& options);
 
   // codes [B, H, W] (and the upper level's codes [B, H/s, W/s] when conditional) -> logits [B, K, H, W].
+  // In training mode with options().condition_dropout p > 0, each map's condition is withheld with
+  // probability p (its conditioning features zeroed).
   torch::Tensor forward(const torch::Tensor& codes, const torch::Tensor& condition_codes = {});
+  // The unconditional model of a conditional prior trained with condition dropout: the logits
+  // [B, K, H, W] of `codes` given zero conditioning features, the input it saw for withheld conditions.
+  torch::Tensor forward_unconditional(const torch::Tensor& codes);
   // Mean cross-entropy of the codes under the model, in nats per code.
   torch::Tensor loss(const torch::Tensor& codes, const torch::Tensor& condition_codes = {});
   // The conditioning features [B, Cc, H, W] for the stack, or an undefined tensor when unconditional.
@@ -91,6 +102,7 @@ class PriorImpl : public torch::nn::Module {
 
  private:
   void check_inputs(const torch::Tensor& codes, const torch::Tensor& condition_codes) const;
+  void check_codes(const torch::Tensor& codes) const;
 
   PriorOptions options_;
   GatedPixelCNN stack_{nullptr};
