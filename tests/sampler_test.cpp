@@ -139,6 +139,62 @@ TEST(Sampler, ExactFirstPositionsAreDrawnFromTheExactModelAndOnlyThey) {
   EXPECT_THROW(SamplingOptions({1, 0, 1, -1}).validate(), Error);
 }
 
+TEST(Sampler, GuidedSamplingFollowsTheGuidedLogitsInBothSamplers) {
+  for (const auto& block : kBlocks) {
+    SCOPED_TRACE(block);
+    torch::manual_seed(8);
+    auto options = tiny_bottom(block);
+    options.condition_dropout = 0.2;
+    options.condition.upsample = "transposed";
+    options.condition.position = true;
+    Prior prior(options);
+    const auto condition = torch::randint(0, 11, {3, 4, 3}, torch::kLong);
+    SamplingOptions guided;
+    guided.guidance = 2;
+    expect_cached_equals_naive(prior, condition, guided);  // both run the unconditional model beside
+    guided.top_p = 0.8;
+    expect_cached_equals_naive(prior, condition, guided);
+    // The logits the naive sampler picked from at every position are (1 + w)·log p(x|c) − w·log p(x),
+    // both models read from the codes it drew (causal: position p sees only what came before it).
+    std::vector<torch::Tensor> seen;
+    const auto codes = sample_naive(prior, 3, condition, guided, 9,
+                                    [&](int64_t, int64_t, const torch::Tensor& l) { seen.push_back(l.clone()); });
+    prior->eval();
+    torch::NoGradGuard no_grad;
+    const auto conditional = torch::log_softmax(prior->forward(codes, condition), 1);
+    const auto unconditional = torch::log_softmax(prior->forward_unconditional(codes), 1);
+    const auto W = options.width;
+    double worst = 0;
+    for (int64_t p = 0; p < static_cast<int64_t>(seen.size()); ++p) {
+      const auto i = p / W, j = p % W;
+      const auto expected = 3 * conditional.select(3, j).select(2, i) - 2 * unconditional.select(3, j).select(2, i);
+      worst = std::max(worst, (seen[p] - expected).abs().max().item<double>());
+    }
+    EXPECT_LT(worst, 1e-4);
+    // And guidance changes what is drawn: the same seed without it gives other codes.
+    auto plain = guided;
+    plain.guidance = 0;
+    EXPECT_FALSE(torch::equal(sample_cached(prior, 3, condition, plain, 9), sample_cached(prior, 3, condition, guided, 9)));
+  }
+  EXPECT_DOUBLE_EQ(SamplingOptions({1, 0, 0.5, 2, 3}).at(0).guidance, 3);  // the exact model, still guided
+  EXPECT_DOUBLE_EQ(SamplingOptions({1, 0, 0.5, 2, 3}).at(0).top_p, 1);
+  EXPECT_THROW(SamplingOptions({1, 0, 1, 0, -1}).validate(), Error);
+}
+
+TEST(Sampler, GuidanceNeedsAPriorTrainedWithConditionDropout) {
+  torch::manual_seed(6);
+  SamplingOptions guided;
+  guided.guidance = 1;
+  Prior without(tiny_bottom());  // condition dropout 0: no unconditional model
+  const auto condition = torch::randint(0, 11, {2, 4, 3}, torch::kLong);
+  test::expect_error([&] { sample_cached(without, 2, condition, guided, 0); }, "trained without condition dropout");
+  test::expect_error([&] { sample_naive(without, 2, condition, guided, 0); }, "trained without condition dropout");
+  Prior top(tiny_top());
+  test::expect_error([&] { sample_cached(top, 2, {}, guided, 0); }, "guidance is for conditional priors");
+  test::expect_error([&] { without->forward_unconditional(torch::zeros({2, 8, 6}, torch::kLong)); },
+                     "has no unconditional model");
+}
+
 TEST(Sampler, BothSamplersCheckTheConditionCodes) {
   torch::manual_seed(6);
   Prior prior(tiny_bottom());

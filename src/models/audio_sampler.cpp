@@ -18,6 +18,7 @@ struct Start {
 Start start(WaveNet& prior, int64_t batch, int64_t length, const torch::Tensor& condition_codes,
             const SamplingOptions& options, uint64_t seed) {
   options.validate();
+  VQVAE2_CHECK(options.guidance == 0, "guidance is for the image priors: a WaveNet prior has no unconditional model");
   VQVAE2_CHECK(batch >= 1 && length >= 1, "sampling needs a positive batch and length, got {} and {}", batch, length);
   prior->eval();
   const auto device = prior->parameters().front().device();

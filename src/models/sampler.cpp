@@ -14,10 +14,20 @@ void SamplingOptions::validate() const {
   VQVAE2_CHECK(top_k >= 0, "top-k must be >= 0 (0 = off), got {}", top_k);
   VQVAE2_CHECK(top_p > 0 && top_p <= 1, "top-p must be in (0, 1], got {}", top_p);
   VQVAE2_CHECK(exact_first >= 0, "the exact positions at the start must be >= 0, got {}", exact_first);
+  VQVAE2_CHECK(guidance >= 0 && std::isfinite(guidance), "guidance must be >= 0 (0 = off), got {}", guidance);
 }
 
 SamplingOptions SamplingOptions::at(int64_t position) const {
-  return position < exact_first ? SamplingOptions{} : *this;
+  if (position >= exact_first) return *this;
+  SamplingOptions exact;
+  exact.guidance = guidance;
+  return exact;
+}
+
+torch::Tensor guided_logits(const torch::Tensor& conditional, const torch::Tensor& unconditional, double guidance) {
+  if (guidance == 0) return conditional;
+  return (1 + guidance) * torch::log_softmax(conditional.to(torch::kFloat), 1) -
+         guidance * torch::log_softmax(unconditional.to(torch::kFloat), 1);
 }
 
 void HierarchySampling::validate() const {
@@ -82,6 +92,15 @@ Start start(Prior& prior, int64_t batch, const torch::Tensor& condition_codes, c
   options.validate();
   VQVAE2_CHECK(batch >= 1, "the sampling batch must be positive, got {}", batch);
   prior->check_condition(batch, condition_codes);
+  if (options.guidance > 0) {
+    const auto& o = prior->options();
+    VQVAE2_CHECK(o.conditional, "guidance is for conditional priors; the level-{} prior is unconditional (the top)",
+                 o.level);
+    VQVAE2_CHECK(o.condition_dropout > 0,
+                 "the level-{} prior was trained without condition dropout (train-prior --condition-dropout), so it has "
+                 "no unconditional model to guide by: sample it with guidance 0",
+                 o.level);
+  }
   const auto H = prior->options().height, W = prior->options().width;
   const auto device = prior->parameters().front().device();
   return {H, W, device, sampling_uniforms(H * W, batch, seed),
@@ -99,7 +118,9 @@ torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& con
   for (int64_t i = 0; i < H; ++i) {
     for (int64_t j = 0; j < W; ++j) {
       // The whole map through the whole network, for one position's logits.
-      const auto logits = prior->forward(codes, condition).select(3, j).select(2, i);  // [B, K]
+      auto logits = prior->forward(codes, condition).select(3, j).select(2, i);  // [B, K]
+      if (options.guidance > 0)
+        logits = guided_logits(logits, prior->forward_unconditional(codes).select(3, j).select(2, i), options.guidance);
       if (observer) observer(i, j, logits);
       codes.select(2, j).select(1, i).copy_(pick_codes(logits, uniforms[i * W + j], options.at(i * W + j)));
     }
@@ -122,18 +143,25 @@ torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& co
   EvalMode eval(*prior);
   auto [H, W, device, uniforms, codes, condition] = start(prior, batch, condition_codes, options, seed);
   auto& stack = prior->stack();
-  auto state = stack.begin(batch, H, W, prior->condition_features(condition));
+  // Guided: the conditional maps and, behind them, the same maps with zero conditioning features
+  // (the unconditional model), stepped as one batch and given the same codes.
+  const bool guided = options.guidance > 0;
+  auto features = prior->condition_features(condition);
+  if (guided) features = torch::cat({features, torch::zeros_like(features)});
+  auto state = stack.begin(guided ? 2 * batch : batch, H, W, features);
   // One thread count for the whole map: changing it per row would make oneDNN rebuild its
   // primitives (their cache is keyed by the thread count), which costs more than it saves.
-  const ThreadLimit limit(step_threads(stack, batch));
+  const ThreadLimit limit(step_threads(stack, guided ? 2 * batch : batch));
   for (int64_t i = 0; i < H; ++i) {
     stack.begin_row(state, i);
     for (int64_t j = 0; j < W; ++j) {
-      const auto logits = stack.logits_at(state, i, j);
+      auto logits = stack.logits_at(state, i, j);
+      if (guided)
+        logits = guided_logits(logits.slice(0, 0, batch), logits.slice(0, batch, 2 * batch), options.guidance);
       if (observer) observer(i, j, logits);
       const auto picked = pick_codes(logits, uniforms[i * W + j], options.at(i * W + j));
       codes.select(2, j).select(1, i).copy_(picked);
-      stack.commit(state, i, j, picked);
+      stack.commit(state, i, j, guided ? torch::cat({picked, picked}) : picked);
     }
     if (progress) progress(i + 1);
   }

@@ -25,11 +25,16 @@ struct SamplingOptions {
   int64_t top_k = 0;         // keep only the k most likely codes (0 = all)
   double top_p = 1.0;        // keep the smallest set of codes with this much probability (1 = all)
   int64_t exact_first = 0;   // the first n positions (raster order) from the exact model: none of the three above
+  // Classifier-free guidance w (conditional image priors trained with condition dropout): codes from
+  // p(x | c)^(1+w) / p(x)^w, renormalised (guided_logits), before temperature, top-k and top-p. It
+  // favours codes the condition makes likelier than they are anyway. 0 = the conditional model.
+  double guidance = 0.0;
   void validate() const;
-  // The options for position p (raster order: p = i·W + j, or t): the exact model for p < exact_first.
+  // The options for position p (raster order: p = i·W + j, or t): for p < exact_first the model
+  // untruncated (guidance kept: it chooses the model, not how it is truncated).
   SamplingOptions at(int64_t position) const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p, exact_first)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SamplingOptions, temperature, top_k, top_p, exact_first, guidance)
 
 // The options of a hierarchy's samplers: one for the top prior, one for every level below it. The top
 // map decides what is drawn (which digit), the levels below draw its strokes, and truncation does
@@ -58,6 +63,11 @@ struct HierarchySampling {
 // every sampler (PixelCNN and WaveNet, naive and cached) draws, the same on any device.
 torch::Tensor sampling_uniforms(int64_t positions, int64_t batch, uint64_t seed);
 
+// Classifier-free guidance: (1 + w)·log p(x | c) − w·log p(x) from the conditional and the
+// unconditional logits [B, K] (log-softmaxed first, so each is a proper log-probability), w =
+// `guidance` > 0; w = 0 returns `conditional` itself.
+torch::Tensor guided_logits(const torch::Tensor& conditional, const torch::Tensor& unconditional, double guidance);
+
 // logits [B, K], uniforms [B] in [0, 1) -> codes [B] (int64).
 torch::Tensor pick_codes(const torch::Tensor& logits, const torch::Tensor& uniforms, const SamplingOptions& options);
 
@@ -75,7 +85,9 @@ using RowProgress = std::function<void(int64_t rows_done)>;
 // Codes [batch, H, W] of one level. `condition_codes` are the level above's codes [batch, H/s, W/s]
 // (conditional priors only; anything else is a vqvae2::Error). The result depends only on the
 // weights, the condition, the options and `seed`. The prior runs in eval mode and is left in the
-// mode it was in.
+// mode it was in. With options.guidance > 0 (priors trained with condition dropout only) every
+// position's logits are guided_logits of the conditional and the unconditional model, which both
+// samplers run side by side (the cached one as one batch of 2·batch maps): twice the work.
 torch::Tensor sample_naive(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
                            const SamplingOptions& options, uint64_t seed, const StepObserver& observer = {});
 torch::Tensor sample_cached(Prior& prior, int64_t batch, const torch::Tensor& condition_codes,
