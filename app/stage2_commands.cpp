@@ -90,6 +90,10 @@ void add_prior_flags(CLI::App* app, PriorFlags& flags) {
                         "(repeated, all children alike) or transposed (learned, each child its own weights)",
                         [](P& c) -> std::string& { return c.model.condition.upsample; })
       ->check(CLI::IsMember({"nearest", "transposed"}));
+  pixelcnn.add<double>(app, "--condition-dropout",
+                       "lower levels: the share of training maps whose condition is withheld, so that the prior also "
+                       "learns its codes without it, as sample --guidance needs (0 = off)",
+                       [](P& c) -> double& { return c.model.condition_dropout; });
   pixelcnn.add<bool>(app, "--condition-position",
                      "add learned features of each position's row, column and place under its parent (lower levels)",
                      [](P& c) -> bool& { return c.model.condition.position; });
@@ -291,6 +295,12 @@ Command add_sample(CLI::App& top, Common& common) {
                   "one that gives back most of its own codes is kept (1 = plain ancestral sampling; costs about this "
                   "many times the lower levels' sampling time)")
       ->capture_default_str();
+  app->add_option("--guidance", config->sampling.lower.guidance,
+                  "images: classifier-free guidance w of the levels below the top: codes from p(x|c)^(1+w) / p(x)^w, "
+                  "favouring what the level above asks for over what is common anyway (0 = the conditional model; "
+                  "priors trained with --condition-dropout only: without the flag, priors trained without it are "
+                  "sampled unguided; costs about twice the lower levels' sampling time)")
+      ->capture_default_str();
   app->add_option("--seed", config->seed, "same seed, same samples")->capture_default_str();
   app->add_flag("--naive", config->naive, "use the reference sampler (a full forward pass per code; slow, for comparison)");
   app->add_flag("--score-digits", config->score_digits,
@@ -333,7 +343,7 @@ Command add_sample(CLI::App& top, Common& common) {
               audio.batch_size = config->batch_size;
               audio.samples = *length;
               VQVAE2_CHECK(top_p->size() <= 1, "audio takes one --top-p for every level");
-              for (const auto* flag : {"--candidates", "--exact-first"}) {
+              for (const auto* flag : {"--candidates", "--exact-first", "--guidance"}) {
                 VQVAE2_CHECK(app->get_option(flag)->count() == 0, "{} is for images, not audio", flag);
               }
               audio.sampling = *sampling;
@@ -352,6 +362,7 @@ Command add_sample(CLI::App& top, Common& common) {
               return 0;
             }
             VQVAE2_CHECK(app->get_option("--length")->count() == 0, "--length is for audio, not images");
+            config->guide_only_where_trained = app->get_option("--guidance")->count() == 0;
             const auto result = sample_images(*config, common.settings());
             std::cout << fmt::format("{} samples in {:.1f} s ({:.2f} s per image, {}): {}\n", config->count,
                                      result.seconds, result.seconds / config->count,

@@ -192,6 +192,10 @@ TEST(Cli, ExtractTrainPriorsAndSampleEndToEnd) {
                  "--top-p");
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --candidates 0",
                  "the candidates per top map must be at least 1");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --guidance -1",
+                 "guidance must be >= 0");
+  expect_failure("train-prior --codes " + run + "/codes --level bottom --condition-dropout 1 --out " + dir.file("cd"),
+                 "condition dropout must be in [0, 1)");
 }
 
 // Nonsense flag values: each is refused before any work with a message naming the flag or value.
@@ -454,6 +458,8 @@ TEST(Cli, AudioStagesEndToEndFromAFolderOfSpokenDigits) {
                  "multiple");
   expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --candidates 4",
                  "--candidates is for images, not audio");
+  expect_failure("sample --vqvae " + run + " --priors " + dir.file("top") + "," + dir.file("bottom") + " --guidance 1",
+                 "--guidance is for images, not audio");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
 namespace vqvae2 {
 namespace {
@@ -53,6 +54,42 @@ TEST(Generate, SamplesEveryImageWritesTheGridAndTheCodes) {
   EXPECT_EQ(SampleConfig().sampling.lower.exact_first, 0);
   EXPECT_EQ(SampleConfig().sampling.candidates, 8);
   EXPECT_EQ(HierarchySampling(SamplingOptions{}).candidates, 1);
+  // Guidance 2 below the top (an unconditional top has nothing to be guided by), where trained for.
+  EXPECT_DOUBLE_EQ(SampleConfig().sampling.lower.guidance, 2);
+  EXPECT_DOUBLE_EQ(SampleConfig().sampling.top.guidance, 0);
+  EXPECT_TRUE(SampleConfig().guide_only_where_trained);
+}
+
+TEST(Generate, LowerLevelsAreGuidedWhereTheirPriorsWereTrainedForIt) {
+  test::TempDir dir;
+  auto config = config_in(dir);  // small priors: trained with condition dropout
+  config.codes_out.clear();
+  auto unguided = config;
+  unguided.sampling.lower.guidance = 0;
+  const auto guided = sample_images(config, test::quiet());
+  const auto plain = sample_images(unguided, test::quiet());
+  EXPECT_TRUE(torch::equal(guided.codes[1], plain.codes[1])) << "the top is never guided";
+  EXPECT_FALSE(torch::equal(guided.codes[0], plain.codes[0])) << "the default guides the bottom";
+  // Priors trained without condition dropout: sampled unguided by default, with a note ...
+  test::TempDir old_dir;
+  auto old = config_in(old_dir);
+  old.codes_out.clear();
+  const auto folders = test::untrained_priors(old_dir.path(), /*condition_dropout=*/false);
+  old.priors = {folders[1], folders[0]};
+  auto old_unguided = old;
+  old_unguided.sampling.lower.guidance = 0;
+  std::ostringstream log;
+  auto settings = test::quiet();
+  settings.log = &log;
+  EXPECT_TRUE(torch::equal(sample_images(old, settings).codes[0], sample_images(old_unguided, test::quiet()).codes[0]));
+  EXPECT_NE(log.str().find("trained without condition dropout, so the levels below the top are sampled unguided"),
+            std::string::npos)
+      << log.str();
+  // ... and refused when guidance is asked for (the CLI's --guidance).
+  old.guide_only_where_trained = false;
+  test::expect_error([&] { sample_images(old, test::quiet()); }, "trained without condition dropout");
+  old.sampling.lower.guidance = -1;
+  test::expect_error([&] { sample_images(old, test::quiet()); }, "guidance must be >= 0");
 }
 
 TEST(Generate, PriorsMustBeOnePerLevel) {

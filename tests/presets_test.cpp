@@ -119,5 +119,12 @@ TEST(Presets, LowerLevelPriorsTellTheChildrenOfOneUpperCodeApart) {
   EXPECT_FALSE(old.position);
 }
 
+TEST(Presets, SmallLowerPriorsLearnAnUnconditionalModelForGuidance) {
+  // docs/ABLATIONS.md: condition dropout 0.2 and guidance 2 measured +0.39 in digit score.
+  EXPECT_DOUBLE_EQ(conditional_prior_options(0, 16, 16, 128, 128, 2, PriorSize::kSmall).condition_dropout, 0.2);
+  EXPECT_DOUBLE_EQ(conditional_prior_options(0, 16, 16, 128, 128, 2, PriorSize::kReference).condition_dropout, 0);
+  EXPECT_DOUBLE_EQ(top_prior_options(1, 8, 8, 128, PriorSize::kSmall).condition_dropout, 0);
+}
+
 }  // namespace
 }  // namespace vqvae2

@@ -126,7 +126,7 @@ void untrained_vqvae(const std::string& run_dir, bool codebooks_from_data) {
   write_model_checkpoint(run_dir + "/vqvae.ckpt", VQVAEKind::name, config, 0, *model);
 }
 
-std::vector<std::string> untrained_priors(const std::string& dir) {
+std::vector<std::string> untrained_priors(const std::string& dir, bool condition_dropout) {
   const auto model = tiny_config().model;
   std::vector<std::string> folders;
   for (int64_t level = 0; level < model.levels(); ++level) {
@@ -138,6 +138,7 @@ std::vector<std::string> untrained_priors(const std::string& dir) {
                                                    model.strides[level + 1], PriorSize::kSmall);
     config.model.stack.channels = config.model.stack.res_channels = config.model.condition.channels = 16;
     config.model.stack.heads = 2;
+    if (!condition_dropout) config.model.condition_dropout = 0;  // as priors trained before it existed
     seed_everything(4 + level);
     Prior prior(config.model);
     folders.push_back(dir + "/prior-level" + std::to_string(level));

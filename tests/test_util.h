@@ -69,7 +69,9 @@ TrainVQVAEConfig tiny_config();
 // VQ-VAE's codebooks are initialised from one batch of its images (one training-mode pass), so that
 // different images get different codes.
 void untrained_vqvae(const std::string& run_dir, bool codebooks_from_data = false);
-std::vector<std::string> untrained_priors(const std::string& dir);
+// The lower priors have the small preset's condition dropout unless `condition_dropout` is false
+// (as priors trained before it existed).
+std::vector<std::string> untrained_priors(const std::string& dir, bool condition_dropout = true);
 // An untrained Gaussian VAE on the images of tiny_config() (16×16 grey, same data and split; or
 // `image_size`), a latent map of 8 channels at a quarter of the side, in `run_dir`.
 void untrained_vae(const std::string& run_dir, int64_t image_size = 16);

@@ -91,6 +91,18 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
     const auto format = vqvae.config.model.format();
     check_digit_images(format.channels, format.size, fmt::format("the samples of '{}'", config.vqvae));
   }
+  auto sampling = config.sampling;
+  if (sampling.lower.guidance > 0 && config.guide_only_where_trained) {
+    for (int64_t l = 0; l + 1 < levels; ++l) {
+      if (priors[l]->options().condition_dropout > 0) continue;
+      sampling.lower.guidance = 0;  // the samplers would refuse it
+      if (settings.log)
+        *settings.log << fmt::format("sample: the level-{} prior was trained without condition dropout, so the levels "
+                                     "below the top are sampled unguided (guidance 0)\n",
+                                     l);
+      break;
+    }
+  }
 
   std::vector<torch::Tensor> images;
   std::vector<std::vector<torch::Tensor>> codes(levels);
@@ -99,7 +111,7 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
   for (int64_t begin = 0; begin < config.count; begin += config.batch_size) {
     const auto batch = std::min(config.batch_size, config.count - begin);
     const AutocastGuard autocast(config.precision, device);
-    const auto sample = sample_hierarchy(vqvae.model, priors, batch, config.sampling, config.seed + begin, config.naive,
+    const auto sample = sample_hierarchy(vqvae.model, priors, batch, sampling, config.seed + begin, config.naive,
                                          [&](int64_t level, int64_t done, int64_t rows) {
                                            bar.update(begin, fmt::format("level {} row {}/{}", level, done, rows));
                                          });
