@@ -10,8 +10,9 @@
 //       samples images ancestrally and scores them with the digit classifier (score_digits);
 //       --given-top codes/val.vq2 samples only the bottom, under real top maps; --top-temperature T,
 //       --top-top-p P and --exact-first N set the top prior's options, --candidates N reranks the
-//       bottom (as `vqvae2 sample`, with its seeds; under --given-top with --select's criterion). The
-//       JSON line counts the samples read as each digit.
+//       bottom (as `vqvae2 sample`, with its seeds; under --given-top with --select's criterion),
+//       --guidance W guides it (priors trained with condition dropout). The JSON line counts the
+//       samples read as each digit.
 //
 // A variant is '+'-separated tokens over a base width: the block (two-stream | pixelsnail), wn (weight
 // norm everywhere), everyN (attention after every N gated layers, top prior), and for the bottom
@@ -220,6 +221,7 @@ struct TopLevel {
     if (temperature >= 0) upper.temperature = temperature;
     if (top_p > 0) upper.top_p = top_p;
     upper.exact_first = exact_first;
+    upper.guidance = 0;  // --guidance is the lower levels': the top has no condition
     return {upper, sampling, candidates};
   }
 };
@@ -241,7 +243,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
     VQVAE2_CHECK(given->size() >= count, "{} holds {} maps, fewer than --count {}", top.given, given->size(), count);
   }
   VQVAE2_CHECK(!top.reconstruct || given, "--reconstruct decodes the maps of --given-top: give that store too");
-  VQVAE2_CHECK(!top.any() || priors.size() == 2, "--given-top, --top-temperature and --top-top-p need a two-level model");
+  VQVAE2_CHECK(!top.any() || priors.size() == 2,
+               "--given-top, --top-temperature, --top-top-p, --candidates and --exact-first need a two-level model");
   for (int64_t begin = 0; begin < count; begin += batch) {
     const auto n = std::min(batch, count - begin);
     HierarchySample sample;
@@ -301,7 +304,8 @@ int run_score(const std::string& vqvae_path, const std::vector<std::string>& pri
                                {"top_p", sampling.top_p}, {"given_top", top.given},
                                {"top_temperature", top.temperature}, {"top_top_p", top.top_p},
                                {"reconstruct", top.reconstruct}, {"candidates", top.candidates},
-                               {"select", top.select}, {"exact_first", top.exact_first}, {"digits", score.read_as}};
+                               {"select", top.select}, {"exact_first", top.exact_first},
+                               {"guidance", sampling.guidance}, {"digits", score.read_as}};
   std::cout << line.dump() << std::endl;
   if (!results.empty()) std::ofstream(results, std::ios::app) << line.dump() << "\n";
   return 0;
@@ -372,6 +376,8 @@ int main(int argc, char** argv) {
   score->add_option("--temperature", sampling.temperature)->capture_default_str();
   score->add_option("--top-k", sampling.top_k)->capture_default_str();
   score->add_option("--top-p", sampling.top_p)->capture_default_str();
+  score->add_option("--guidance", sampling.guidance, "the bottom's classifier-free guidance (as sample --guidance)")
+      ->capture_default_str();
   score->add_option("--classifier", classifier, "digit classifier cache")->capture_default_str();
   score->add_option("--grid", grid, "also write the first 64 samples as a PNG grid");
   score->add_option("--label", label, "a name for the JSON line");
