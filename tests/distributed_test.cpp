@@ -247,8 +247,9 @@ TEST(Launch, TwoProcessesTrainAConditionalPriorAsOneProcess) {
   const auto vqvae = dir.file("vqvae");
   test::untrained_vqvae(vqvae);
   expect_ok(test::run_vqvae2("extract-codes --checkpoint " + vqvae + " --quiet --threads 1"));
-  // Without dropout: its masks are drawn per rank, so with it the runs agree in distribution only.
-  const std::string flags = " --dropout 0 --level bottom --size small --channels 16 --res-channels 16 --condition-channels 16"
+  // Without dropout of either kind: their masks are drawn per rank, so with it the runs agree in
+  // distribution only.
+  const std::string flags = " --dropout 0 --condition-dropout 0 --level bottom --size small --channels 16 --res-channels 16 --condition-channels 16"
                             " --heads 2 --steps 3 --batch-size 8 --quiet --threads 1 --codes " + vqvae + "/codes";
   expect_ok(test::run_vqvae2("train-prior --out " + dir.file("one") + flags));
   expect_ok(test::run_vqvae2("launch --nproc 2 -- train-prior --out " + dir.file("two") + flags));
