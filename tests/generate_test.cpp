@@ -85,9 +85,20 @@ TEST(Generate, LowerLevelsAreGuidedWhereTheirPriorsWereTrainedForIt) {
   EXPECT_NE(log.str().find("trained without condition dropout, so the levels below the top are sampled unguided"),
             std::string::npos)
       << log.str();
-  // ... and refused when guidance is asked for (the CLI's --guidance).
+  // ... and refused when guidance is asked for (the CLI's --guidance), before any level is sampled.
   old.guide_only_where_trained = false;
   test::expect_error([&] { sample_images(old, test::quiet()); }, "trained without condition dropout");
+  auto vqvae = load<VQVAEKind>(old.vqvae, torch::kCPU);
+  std::vector<TrainedPrior> loaded;
+  for (const auto& path : old.priors) loaded.push_back(load<PriorKind>(path, torch::kCPU));
+  auto priors = priors_by_level(loaded, old.priors, 2);
+  int64_t rows_sampled = 0;
+  test::expect_error(
+      [&] {
+        sample_hierarchy(vqvae.model, priors, 2, old.sampling, 0, false, [&](int64_t, int64_t, int64_t) { ++rows_sampled; });
+      },
+      "trained without condition dropout");
+  EXPECT_EQ(rows_sampled, 0) << "the top was sampled before the bottom's guidance was refused";
   old.sampling.lower.guidance = -1;
   test::expect_error([&] { sample_images(old, test::quiet()); }, "guidance must be >= 0");
 }

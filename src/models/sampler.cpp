@@ -79,6 +79,17 @@ class EvalMode {
   bool was_training_;
 };
 
+// Guidance needs the unconditional model of a conditional prior trained with condition dropout.
+void check_guidance(const PriorOptions& o, double guidance) {
+  if (guidance == 0) return;
+  VQVAE2_CHECK(o.conditional, "guidance is for conditional priors; the level-{} prior is unconditional (the top)",
+               o.level);
+  VQVAE2_CHECK(o.condition_dropout > 0,
+               "the level-{} prior was trained without condition dropout (train-prior --condition-dropout), so it has "
+               "no unconditional model to guide by: sample it with guidance 0",
+               o.level);
+}
+
 // What both samplers start from: checked inputs, the uniforms, an all-zero code map and the
 // condition codes on the prior's device.
 struct Start {
@@ -92,15 +103,7 @@ Start start(Prior& prior, int64_t batch, const torch::Tensor& condition_codes, c
   options.validate();
   VQVAE2_CHECK(batch >= 1, "the sampling batch must be positive, got {}", batch);
   prior->check_condition(batch, condition_codes);
-  if (options.guidance > 0) {
-    const auto& o = prior->options();
-    VQVAE2_CHECK(o.conditional, "guidance is for conditional priors; the level-{} prior is unconditional (the top)",
-                 o.level);
-    VQVAE2_CHECK(o.condition_dropout > 0,
-                 "the level-{} prior was trained without condition dropout (train-prior --condition-dropout), so it has "
-                 "no unconditional model to guide by: sample it with guidance 0",
-                 o.level);
-  }
+  check_guidance(prior->options(), options.guidance);
   const auto H = prior->options().height, W = prior->options().width;
   const auto device = prior->parameters().front().device();
   return {H, W, device, sampling_uniforms(H * W, batch, seed),
@@ -185,6 +188,7 @@ HierarchySample sample_hierarchy(HierarchicalVQVAE& vqvae, std::vector<Prior>& p
                  l, o.height, o.width, o.stack.codes, o.level, l, model.latent_size(l), model.latent_size(l),
                  model.codes_at(l));
     VQVAE2_CHECK(o.conditional == (l + 1 < L), "the level-{} prior must {}be conditional", l, l + 1 < L ? "" : "not ");
+    check_guidance(o, options.at(l, L).guidance);  // every level before any is sampled
   }
   HierarchySample result;
   result.codes.resize(L);
