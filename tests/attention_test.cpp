@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace vqvae2 {
 namespace {
 
@@ -34,6 +36,39 @@ TEST(Attention, AttentionReachesTheFarPast) {
     convolutional->stack().forward_embedded(e2).select(3, 2).select(2, 23).sum().backward();
     EXPECT_EQ(e2.grad().select(3, 0).select(2, 0).abs().sum().item<float>(), 0.0f);
   }
+}
+
+TEST(Attention, BlockwiseAttentionEqualsTheWholeMaskedSoftmax) {
+  // causal_attention makes the scores a block of queries at a time, in groups of maps. Here 2 maps
+  // x 6 heads over N = 600 positions: query blocks of 256, 256 and 88 rows, and 12 maps in groups of
+  // 6 (4 M scores a block), so every kind of block boundary is crossed. Values and gradients must
+  // be those of the whole masked softmax.
+  torch::manual_seed(0);
+  const int64_t batch = 2, heads = 6, n = 600, d = 16;
+  const auto q = torch::randn({batch, heads, n, d}).requires_grad_(true);
+  const auto k = torch::randn({batch, heads, n, d}).requires_grad_(true);
+  const auto v = torch::randn({batch, heads, n, d}).requires_grad_(true);
+  const auto weights = torch::randn({batch, heads, n, d});
+  torch::nn::Dropout none(0.0);
+  const auto blockwise = causal_attention(q, k, v, none);
+  const auto grads = torch::autograd::grad({(blockwise * weights).sum()}, {q, k, v});
+
+  const auto future = torch::ones({n, n}, torch::kBool).triu(1);
+  const auto scores = torch::matmul(q, k.transpose(2, 3)).div(std::sqrt(static_cast<double>(d)));
+  const auto whole = torch::matmul(torch::softmax(scores.masked_fill(future, -INFINITY), -1), v);
+  const auto expected = torch::autograd::grad({(whole * weights).sum()}, {q, k, v});
+
+  EXPECT_TRUE(torch::allclose(blockwise, whole, 1e-5, 1e-5)) << (blockwise - whole).abs().max().item<float>();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(torch::allclose(grads[i], expected[i], 1e-4, 1e-5))
+        << "gradient " << i << ": " << (grads[i] - expected[i]).abs().max().item<float>();
+  }
+
+  // Dropout acts on the attention weights in training and not in evaluation.
+  torch::nn::Dropout half(0.5);
+  EXPECT_FALSE(torch::allclose(causal_attention(q, k, v, half), whole, 1e-3, 1e-3));
+  half->eval();
+  EXPECT_TRUE(torch::allclose(causal_attention(q, k, v, half), whole, 1e-5, 1e-5));
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "vqvae2/models/attention.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 namespace vqvae2 {
 
@@ -14,11 +17,37 @@ torch::Tensor position_features(int64_t height, int64_t width, const torch::Tens
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                nn::Dropout& dropout) {
-  const auto n = q.size(2);
-  const auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));  // [B, h, N, N]
-  const auto future = torch::ones({n, n}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
-  const auto probabilities = torch::softmax(scores.masked_fill(future, -std::numeric_limits<float>::infinity()), -1);
-  return torch::matmul(dropout(probabilities), v);  // [B, h, N, d]
+  const auto batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
+  const auto queries = q.reshape({-1, n, d}), keys = k.reshape({-1, n, d}), values = v.reshape({-1, n, d});
+  const auto maps = queries.size(0);  // B·heads
+  // The whole score tensor is [B·heads, N, N]: 256 MB at 32×32, 8 heads, batch 8, and every pass
+  // over it (scaling, mask, softmax, dropout and their gradients) streams it through memory, while
+  // its matrix products do only d = 16 multiply-adds per score. So the scores are made a block at a
+  // time, about kBlockScores of them (4 MB), small enough to stay in cache from one pass to the
+  // next: `rows` queries of `group` maps. A block of queries i0..i1-1 needs keys 0..i1-1 only, so the
+  // blocks also skip most of the masked half above the diagonal. Each block's scores come from one
+  // baddbmm, already scaled by 1/√d and masked (0 on and below the diagonal, -∞ above): neither the
+  // scaling nor the mask costs a pass of its own, forward or backward.
+  constexpr int64_t kBlockScores = int64_t{1} << 20;
+  const auto rows = std::min<int64_t>(n, 256);
+  const auto group = std::clamp<int64_t>(kBlockScores / (rows * n), 1, maps);
+  const auto future = torch::full({n, n}, -std::numeric_limits<double>::infinity(), q.options()).triu(1);
+  const double scale = 1 / std::sqrt(static_cast<double>(d));
+  std::vector<torch::Tensor> groups;
+  for (int64_t m0 = 0; m0 < maps; m0 += group) {
+    const auto m = std::min(group, maps - m0);
+    std::vector<torch::Tensor> blocks;
+    for (int64_t i0 = 0; i0 < n; i0 += rows) {
+      const auto i1 = std::min(n, i0 + rows);
+      const auto seen = values.narrow(0, m0, m).narrow(1, 0, i1);  // keys and values 0..i1-1
+      const auto scores = torch::baddbmm(future.slice(0, i0, i1).slice(1, 0, i1),
+                                         queries.narrow(0, m0, m).narrow(1, i0, i1 - i0),
+                                         keys.narrow(0, m0, m).narrow(1, 0, i1).transpose(1, 2), /*beta=*/1, scale);
+      blocks.push_back(torch::bmm(dropout(torch::softmax(scores, -1)), seen));  // [m, i1-i0, d]
+    }
+    groups.push_back(torch::cat(blocks, 1));
+  }
+  return torch::cat(groups, 0).view({batch, heads, n, d});  // [B, h, N, d]
 }
 
 CausalAttentionBlockImpl::CausalAttentionBlockImpl(int64_t channels, int64_t heads, double dropout, bool weight_norm)
