@@ -49,7 +49,7 @@ TEST(Attention, BlockwiseAttentionEqualsTheWholeMaskedSoftmax) {
   const auto k = torch::randn({batch, heads, n, d}).requires_grad_(true);
   const auto v = torch::randn({batch, heads, n, d}).requires_grad_(true);
   const auto weights = torch::randn({batch, heads, n, d});
-  torch::nn::Dropout none(0.0);
+  Dropout none(0.0);
   const auto blockwise = causal_attention(q, k, v, none);
   const auto grads = torch::autograd::grad({(blockwise * weights).sum()}, {q, k, v});
 
@@ -65,7 +65,7 @@ TEST(Attention, BlockwiseAttentionEqualsTheWholeMaskedSoftmax) {
   }
 
   // Dropout acts on the attention weights in training and not in evaluation.
-  torch::nn::Dropout half(0.5);
+  Dropout half(0.5);
   EXPECT_FALSE(torch::allclose(causal_attention(q, k, v, half), whole, 1e-3, 1e-3));
   half->eval();
   EXPECT_TRUE(torch::allclose(causal_attention(q, k, v, half), whole, 1e-5, 1e-5));

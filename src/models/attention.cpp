@@ -16,7 +16,7 @@ torch::Tensor position_features(int64_t height, int64_t width, const torch::Tens
 }
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               nn::Dropout& dropout) {
+                               Dropout& dropout) {
   const auto batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
   const auto queries = q.reshape({-1, n, d}), keys = k.reshape({-1, n, d}), values = v.reshape({-1, n, d});
   const auto maps = queries.size(0);  // B·heads
@@ -60,7 +60,7 @@ CausalAttentionBlockImpl::CausalAttentionBlockImpl(int64_t channels, int64_t hea
   to_value_ = register_module("to_value", WeightNormLinear(key_channels, width, wn));
   to_query_ = register_module("to_query", WeightNormLinear(query_channels, width, wn));
   out_unit_ = register_module("out_unit", PointwiseGated(channels, channels, width, dropout, wn));
-  dropout_ = register_module("dropout", nn::Dropout(dropout));
+  dropout_ = register_module("dropout", Dropout(dropout));
 }
 
 std::pair<torch::Tensor, torch::Tensor> CausalAttentionBlockImpl::keys_values(const torch::Tensor& key_input) {

@@ -17,7 +17,7 @@ PointwiseGatedImpl::PointwiseGatedImpl(int64_t channels, int64_t hidden, int64_t
                                        bool weight_norm)
     : first_(register_module("first", WeightNormLinear(channels, hidden, weight_norm))),
       second_(register_module("second", WeightNormLinear(hidden, 2 * channels, weight_norm))),
-      dropout_(register_module("dropout", nn::Dropout(dropout))) {
+      dropout_(register_module("dropout", Dropout(dropout))) {
   if (aux_channels > 0) aux_ = register_module("aux", WeightNormLinear(aux_channels, hidden, weight_norm));
 }
 

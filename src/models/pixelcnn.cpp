@@ -142,7 +142,7 @@ GatedLayerImpl::GatedLayerImpl(const GatedPixelCNNOptions& o) : channels_(o.chan
     h_condition_ = register_module("h_condition",
                                    WeightNormConv2d(o.condition_channels, 2 * o.channels, 1, 1, wn, /*bias=*/false));
   }
-  dropout_ = register_module("dropout", nn::Dropout(o.dropout));
+  dropout_ = register_module("dropout", Dropout(o.dropout));
 }
 
 std::pair<torch::Tensor, torch::Tensor> GatedLayerImpl::forward(const torch::Tensor& v, const torch::Tensor& h,
@@ -212,7 +212,7 @@ SnailLayerImpl::SnailLayerImpl(const GatedPixelCNNOptions& o) {
     condition_ = register_module("condition",
                                  WeightNormConv2d(o.condition_channels, 2 * o.channels, 1, 1, wn, /*bias=*/false));
   }
-  dropout_ = register_module("dropout", nn::Dropout(o.dropout));
+  dropout_ = register_module("dropout", Dropout(o.dropout));
 }
 
 torch::Tensor SnailLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& condition) {

@@ -6,6 +6,7 @@
 // attends to positions q ≤ p. Including p itself is safe: H[p] already excludes the code at p.
 #pragma once
 
+#include "vqvae2/models/dropout.h"
 #include "vqvae2/models/gated.h"
 
 #include <torch/torch.h>
@@ -17,7 +18,7 @@ torch::Tensor position_features(int64_t height, int64_t width, const torch::Tens
 
 // softmax(q kᵀ / √d + mask) v with mask = -∞ above the diagonal. q, k, v: [B, heads, N, d].
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               torch::nn::Dropout& dropout);
+                               Dropout& dropout);
 
 class CausalAttentionBlockImpl : public torch::nn::Module {
  public:
@@ -39,7 +40,7 @@ class CausalAttentionBlockImpl : public torch::nn::Module {
   int64_t heads_;
   PointwiseGated key_unit_{nullptr}, query_unit_{nullptr}, out_unit_{nullptr};
   WeightNormLinear to_query_{nullptr}, to_key_{nullptr}, to_value_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(CausalAttentionBlock);
 

@@ -5,6 +5,7 @@
 // Glossary: B = batch, C = channels, H, W = map height and width.
 #pragma once
 
+#include "vqvae2/models/dropout.h"
 #include "vqvae2/models/weight_norm.h"
 
 #include <torch/torch.h>
@@ -31,7 +32,7 @@ class PointwiseGatedImpl : public torch::nn::Module {
   torch::Tensor channels_last(const torch::Tensor& x, const torch::Tensor& aux);  // [..., C]
 
   WeightNormLinear first_{nullptr}, second_{nullptr}, aux_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(PointwiseGated);
 

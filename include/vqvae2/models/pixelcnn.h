@@ -34,6 +34,7 @@
 // per row from a window of them, what the current row contributes once per position from the row so far.
 #pragma once
 
+#include "vqvae2/models/dropout.h"
 #include "vqvae2/models/gated.h"
 #include "vqvae2/models/weight_norm.h"
 
@@ -178,7 +179,7 @@ class GatedLayerImpl : public torch::nn::Module {
   VerticalConv v_conv1_{nullptr}, v_conv2_{nullptr};
   HorizontalConv h_conv1_{nullptr};
   WeightNormConv2d h_conv2_{nullptr}, link_{nullptr}, v_condition_{nullptr}, h_condition_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(GatedLayer);
 
@@ -202,7 +203,7 @@ class SnailLayerImpl : public torch::nn::Module {
  private:
   CausalConv conv1_{nullptr}, conv2_{nullptr};
   WeightNormConv2d condition_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(SnailLayer);
 
