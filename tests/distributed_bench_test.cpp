@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 
 namespace vqvae2 {
@@ -47,8 +48,11 @@ TEST(DistributedBench, OneAndTwoProcessesReportImagesPerSecondEfficiencyAndTheBy
     SCOPED_TRACE(row.dump());
     EXPECT_GT(row["images_per_second"].get<double>(), 0);
     const auto efficiency = row["scaling_efficiency"].get<double>();
+    // No upper bound: efficiency is a ratio of two timings, and a busy machine can slow the one-process
+    // row more than the two-process one (the old bound, < 2, failed once under ctest -j2 and passed
+    // alone). Speed lives in benchmarks.
     EXPECT_GT(efficiency, 0);
-    EXPECT_LT(efficiency, 2);
+    EXPECT_TRUE(std::isfinite(efficiency));
     const auto parameters = row["parameters"].get<int64_t>();
     if (row["ranks"] == 1) {
       EXPECT_EQ(row["bytes_per_step"], 0);
