@@ -39,11 +39,11 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
     std::vector<torch::Tensor> blocks;
     for (int64_t i0 = 0; i0 < n; i0 += rows) {
       const auto i1 = std::min(n, i0 + rows);
-      const auto seen = values.narrow(0, m0, m).narrow(1, 0, i1);  // keys and values 0..i1-1
+      const auto past_values = values.narrow(0, m0, m).narrow(1, 0, i1);  // values 0..i1-1, [m, i1, d]
       const auto scores = torch::baddbmm(future.slice(0, i0, i1).slice(1, 0, i1),
                                          queries.narrow(0, m0, m).narrow(1, i0, i1 - i0),
                                          keys.narrow(0, m0, m).narrow(1, 0, i1).transpose(1, 2), /*beta=*/1, scale);
-      blocks.push_back(torch::bmm(dropout(torch::softmax(scores, -1)), seen));  // [m, i1-i0, d]
+      blocks.push_back(torch::bmm(dropout(torch::softmax(scores, -1)), past_values));  // [m, i1-i0, d]
     }
     groups.push_back(torch::cat(blocks, 1));
   }
