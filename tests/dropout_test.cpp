@@ -36,8 +36,8 @@ TEST(Dropout, TheMaskDependsOnTheSeedAndIndexNotOnTheThreadCount) {
   EXPECT_TRUE(torch::equal(one, two));
   EXPECT_FALSE(torch::equal(one, dropout_mask(like, 0.5, 43)));
   // Element i's mask is the same in any tensor with at least i + 1 elements.
-  const auto odd = dropout_mask(torch::empty({7}), 0.5, 42);
-  EXPECT_TRUE(torch::equal(odd, one.flatten().slice(0, 0, 7)));
+  const auto seven = dropout_mask(torch::empty({7}), 0.5, 42);
+  EXPECT_TRUE(torch::equal(seven, one.flatten().slice(0, 0, 7)));
 }
 
 TEST(Dropout, ManualSeedFixesEveryMask) {

@@ -44,21 +44,22 @@ Keys keys_for(uint64_t seed, uint32_t threshold, uint64_t upper) {
   return {static_cast<uint32_t>(mixed), lowbias32(static_cast<uint32_t>(mixed >> 32) ^ 0x5bd1e995u), threshold};
 }
 
-// out[i] = in[i] · (hash(i) ≥ threshold ? scale : 0) for i in [0, n), indices counted from `first`.
+// What element `index` is multiplied by: scale if kept, else 0. The callers multiply without a
+// branch, so that their loops vectorise: x · scale or x · 0, as torch's x · mask (NaN stays NaN).
+inline float keep_factor(uint32_t index, Keys k, float scale) {
+  return hash(index, k.key1, k.key2) >= k.threshold ? scale : 0.0f;
+}
+
+// out[i] = in[i] · keep_factor(first + i) for i in [0, n).
 VQVAE2_VECTOR_CLONES void mask_floats(const float* in, float* out, int64_t n, uint32_t first, Keys k, float scale) {
-  for (int64_t i = 0; i < n; ++i) {
-    // Branch-free, so that the loop vectorises: x · scale or x · 0, as torch's x · mask (NaN stays NaN).
-    const float factor = hash(first + static_cast<uint32_t>(i), k.key1, k.key2) >= k.threshold ? scale : 0.0f;
-    out[i] = in[i] * factor;
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * keep_factor(first + static_cast<uint32_t>(i), k, scale);
 }
 
 // The same for the other floating types (the float overload below is picked for float).
 template <typename T>
 void mask_values(const T* in, T* out, int64_t n, uint32_t first, Keys k, float scale) {
   for (int64_t i = 0; i < n; ++i) {
-    const float factor = hash(first + static_cast<uint32_t>(i), k.key1, k.key2) >= k.threshold ? scale : 0.0f;
-    out[i] = static_cast<T>(static_cast<float>(in[i]) * factor);
+    out[i] = static_cast<T>(static_cast<float>(in[i]) * keep_factor(first + static_cast<uint32_t>(i), k, scale));
   }
 }
 
