@@ -1,6 +1,7 @@
 #include "vqvae2/models/vqvae.h"
 
 #include "vqvae2/core/error.h"
+#include "vqvae2/models/conv_transpose.h"
 
 #include <numeric>
 
@@ -22,10 +23,8 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding));
 }
 
-// 4×4, stride 2, padding 1: exactly doubles the side.
-nn::ConvTranspose2d up2(int64_t in, int64_t out) {
-  return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, /*kernel_size=*/4).stride(2).padding(1));
-}
+// 4×4 transposed, stride 2, padding 1: exactly doubles the side (models/conv_transpose.h).
+DoublingConvTranspose up2(int64_t in, int64_t out) { return DoublingConvTranspose(in, out); }
 
 // Multiply-accumulates of a chain of modules applied in order to an [*, *, h, w] input; h and w
 // are updated to the output's size. Knows the layer types this file builds, all of which scale the
@@ -37,10 +36,11 @@ int64_t chain_macs(const nn::Sequential& chain, int64_t& h, int64_t& w) {
       const auto stride = (*c->options.stride())[0];
       h /= stride, w /= stride;
       macs += h * w * c->weight.numel();
-    } else if (const auto* t = child->as<nn::ConvTranspose2d>()) {
-      macs += h * w * t->weight.numel();  // every input pixel meets every weight once
-      const auto stride = (*t->options.stride())[0];
-      h *= stride, w *= stride;
+    } else if (const auto* t = child->as<DoublingConvTransposeImpl>()) {
+      // Every input pixel meets every weight once: the transposed convolution's own work, not the
+      // 9/4 of it that its zero-padded phase kernel runs.
+      macs += h * w * t->weight().numel();
+      h *= 2, w *= 2;
     } else if (child->as<ResidualBlockImpl>()) {
       for (const auto& p : child->parameters()) {
         if (p.dim() == 4) macs += h * w * p.numel();
