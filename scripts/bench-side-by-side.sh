@@ -3,7 +3,10 @@
 # on the same work, one after the other, in one run on one machine: the only kind of speed
 # comparison README.md quotes.
 #
-#   scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS]
+#   scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS] [PRECISIONS]
+#
+# PRECISIONS: comma-separated, fp32 (default) and/or bf16; each runs on both sides (bf16: the forward
+# passes under autocast; worth it on CPUs with AVX-512-BF16 or AMX, see README's "Mixed precision").
 #
 # REF_DIR holds the reference's vqvae.py, pixelsnail.py and distributed/ (vqvae.py imports it):
 #   git clone https://github.com/rosinality/vq-vae-2-pytorch && cd vq-vae-2-pytorch &&
@@ -18,9 +21,10 @@
 # Run it on a quiet machine: anything else running changes both columns.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-ref=${1:?usage: scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS]}
+ref=${1:?usage: scripts/bench-side-by-side.sh REF_DIR [THREADS] [ITERATIONS] [PRECISIONS]}
 threads=${2:-$(nproc)}
 iterations=${3:-3}
+precisions=${4:-fp32}
 [ -f "$ref/vqvae.py" ] && [ -f "$ref/pixelsnail.py" ] && [ -d "$ref/distributed" ] || { echo "bench: $ref lacks vqvae.py, pixelsnail.py or distributed/" >&2; exit 1; }
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   sudo=""
@@ -34,11 +38,13 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo 
 echo "# bf16/AMX: $(grep -o 'amx[a-z_0-9]*\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 kernels=$(OPENBLAS_VERBOSE=2 "$vqvae2" --version 2>&1 | sed -n 's/^Core: //p' | tail -1)
 echo "# OpenBLAS kernels, both sides: ${kernels:-none (the BLAS is not OpenBLAS)}"
-echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations"
-"$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
-"$vqvae2" bench prior --threads "$threads" --blas-threads 1 --iterations "$iterations" --quiet
-echo "## reference: bench/pytorch_reference_bench.py --threads $threads --iters $iterations (OPENBLAS_NUM_THREADS=1)"
 same_kernels=()
 [ -n "${OPENBLAS_CORETYPE:-$kernels}" ] && same_kernels=("OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$kernels}")
-env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" \
-  --iters "$iterations" --what vqvae,prior
+for precision in ${precisions//,/ }; do
+  echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations --precision $precision"
+  "$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --precision "$precision" --quiet
+  "$vqvae2" bench prior --threads "$threads" --blas-threads 1 --iterations "$iterations" --precision "$precision" --quiet
+  echo "## reference: bench/pytorch_reference_bench.py --threads $threads --iters $iterations --precision $precision (OPENBLAS_NUM_THREADS=1)"
+  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" \
+    --threads "$threads" --iters "$iterations" --what vqvae,prior --precision "$precision"
+done
