@@ -32,8 +32,8 @@ torch::Tensor DoublingConvTransposeImpl::forward(const torch::Tensor& x) {
   const auto bias = bias_.unsqueeze(1).expand({bias_.size(0), 4}).reshape({-1});  // b[o] for channel 4o + 2a + b
   const auto phases = torch::conv2d(x.contiguous(channels_last), phase_weight().contiguous(channels_last), bias,
                                     /*stride=*/1, /*padding=*/1);  // [B, 4·out, H, W]
-  // Two copies (to NCHW, then the shuffle); one 6-D permuted copy straight from the channels-last
-  // storage measured no faster in whole steps (A/B, farm-bench: 1.02× fp32, 0.94× bf16).
+  // Two copies (to NCHW, then the shuffle). One 6-D permuted copy straight from the channels-last
+  // storage instead was a wash in whole runs (its time over this one's: 1.02 in fp32, 0.94 in bf16).
   return torch::pixel_shuffle(phases.contiguous(), 2);  // [B, out, 2H, 2W]
 }
 

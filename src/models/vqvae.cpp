@@ -23,9 +23,6 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding));
 }
 
-// 4×4 transposed, stride 2, padding 1: exactly doubles the side (models/conv_transpose.h).
-DoublingConvTranspose up2(int64_t in, int64_t out) { return DoublingConvTranspose(in, out); }
-
 // Multiply-accumulates of a chain of modules applied in order to an [*, *, h, w] input; h and w
 // are updated to the output's size. Knows the layer types this file builds, all of which scale the
 // side exactly by their stride (padded 'same' convolutions, 4×4/2 down, 4×4/2 transposed up).
@@ -145,7 +142,7 @@ DecoderImpl::DecoderImpl(int64_t in_channels, int64_t out_channels, int64_t hidd
   for (int64_t i = 0; i < doublings; ++i) {
     const bool last = i == doublings - 1;
     const int64_t out = last ? out_channels : (i == doublings - 2 ? hidden / 2 : hidden);
-    body_->push_back(up2(channels, out));
+    body_->push_back(DoublingConvTranspose(channels, out));  // 4×4/2 transposed: side ×2
     if (!last) body_->push_back(nn::ReLU());
     channels = out;
   }
@@ -185,7 +182,7 @@ HierarchicalVQVAEImpl::HierarchicalVQVAEImpl(const VQVAEOptions& options) : opti
       const auto d = options_.code_dim_at(l);
       for (int64_t i = 0, n = log2_exact(factor); i < n; ++i) {
         if (i > 0) up->push_back(nn::ReLU());
-        up->push_back(up2(d, d));
+        up->push_back(DoublingConvTranspose(d, d));
       }
       upsamplers_.push_back(register_module("upsample" + name, up));
     }

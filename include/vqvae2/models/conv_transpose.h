@@ -4,8 +4,8 @@
 //
 // Why: LibTorch 1.13 runs transposed convolutions on the CPU through its slow path (im2col-style GEMM,
 // then col2im scattering into a zeroed buffer, forward and backward); only ordinary convolutions go
-// to oneDNN. In the reference VQ-VAE's 256×256 step the four transposed convolutions were about
-// half of the step's time.
+// to oneDNN. In a profile of our 256×256, batch-4 fp32 step (AMD EPYC Zen 5, 2 threads) their
+// forward passes alone took 128 of about 940 ms, their backward passes more.
 //
 // The identity: output pixel (2i+a, 2j+b), phase (a, b) ∈ {0,1}², gathers inputs x[i-1..i+1,
 // j-1..j+1] through the kernel taps with 2·i_in − 1 + k = 2i + a, i.e. per window row r ∈ {0,1,2}
