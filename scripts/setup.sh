@@ -8,6 +8,7 @@ packages=(
   libtorch-dev          # LibTorch 1.13.1, CPU (brings oneDNN, Gloo, OpenMP)
   libgloo-dev           # headers c10d's ProcessGroupGloo.hpp includes: data-parallel training (training/distributed.h)
   libopenblas0-pthread  # optimised BLAS; without it LibTorch falls back to reference BLAS (~15x slower)
+  libjemalloc-dev       # the programs' malloc: keeps freed pages, huge pages (core/memory.h)
   libgtest-dev          # GoogleTest
   libcli11-dev          # command-line parsing
   nlohmann-json3-dev    # configs, checkpoint headers, metrics
