@@ -1,6 +1,7 @@
 #include "bench.h"
 
 #include "vqvae2/core/device.h"
+#include "vqvae2/core/memory.h"
 #include "vqvae2/models/audio_sampler.h"
 #include "vqvae2/models/prior.h"
 #include "vqvae2/models/sampler.h"
@@ -20,12 +21,14 @@ namespace vqvae2::bench {
 
 namespace {
 
-// "1 BLAS threads, OpenBLAS SkylakeX kernels": which kernels ran matters as much as how many threads
-// (core/device.h).
-std::string blas_description() {
+// "1 BLAS threads, OpenBLAS SkylakeX kernels, jemalloc 5.3.0 (…)": which kernels ran matters as much
+// as how many threads (core/device.h), and the allocator decides how often a step faults pages in
+// (core/memory.h).
+std::string cpu_settings() {
   const auto kernels = blas_kernels();
-  return kernels.empty() ? fmt::format("{} BLAS threads", blas_threads())
-                         : fmt::format("{} BLAS threads, OpenBLAS {} kernels", blas_threads(), kernels);
+  const auto blas = kernels.empty() ? fmt::format("{} BLAS threads", blas_threads())
+                                    : fmt::format("{} BLAS threads, OpenBLAS {} kernels", blas_threads(), kernels);
+  return fmt::format("{}, {}", blas, heap_allocator());
 }
 
 void synchronize(const torch::Device& device) {
@@ -106,7 +109,7 @@ void vqvae(const BenchOptions& options, std::ostream& out) {
   const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("VQ-VAE-2 training step, reference widths (h 128, 2x32 res, K 512, D 64), {} ({} LibTorch "
                      "threads, {}), precision {}\n",
-                     device.str(), at::get_num_threads(), blas_description(), to_string(options.precision));
+                     device.str(), at::get_num_threads(), cpu_settings(), to_string(options.precision));
   out << fmt::format("measured peak: {:.1f} GFLOP/s in {} (best of a 2048^3 matmul and a 128->128 3x3 conv, NCHW or channels-last)\n", peak,
                      to_string(options.precision));
   out << "| image | batch | s/step | images/s | GFLOP/step | GFLOP/s | of peak |\n";
@@ -157,7 +160,7 @@ void prior(const BenchOptions& options, std::ostream& out) {
   const double peak = measured_peak_gflops(options.device, options.precision);
   out << fmt::format("Prior training step, reference widths (C 256, 4 blocks x 4 gated layers, 8 heads), {} ({} "
                      "LibTorch threads, {}), precision {}; measured peak {:.1f} GFLOP/s in {}\n",
-                     device.str(), at::get_num_threads(), blas_description(), to_string(options.precision), peak,
+                     device.str(), at::get_num_threads(), cpu_settings(), to_string(options.precision), peak,
                      to_string(options.precision));
   out << "| prior | map | batch | parameters | s/step | GFLOP/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n";
   struct Case {
@@ -206,7 +209,7 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
   for (auto& p : priors) p->to(device);
   out << fmt::format("Ancestral sampling of 256x256 images at reference widths (top 32x32 PixelSNAIL, bottom 64x64 "
                      "conditional, K 512), cached sampler, {} ({} LibTorch threads, {})\n",
-                     device.str(), at::get_num_threads(), blas_description());
+                     device.str(), at::get_num_threads(), cpu_settings());
   out << "| batch | top s | bottom s | decode s | total s | s/image |\n|---|---|---|---|---|---|\n";
   for (const auto batch : batches) {
     const auto result = sample_hierarchy(vqvae, priors, batch, {}, 0);

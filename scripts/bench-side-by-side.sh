@@ -18,6 +18,10 @@
 # Both run the same OpenBLAS kernels: vqvae2 restarts itself with better ones when OpenBLAS picks
 # older kernels than the CPU runs (src/core/device.cpp), and the reference is given the same set
 # through OPENBLAS_CORETYPE, so the columns compare implementations, not kernel choices.
+# vqvae2 runs on jemalloc (core/memory.h); the reference on Python's allocator (glibc malloc), as its
+# users run it. When Debian's libjemalloc2 is installed, the reference's fp32 steps are timed once more
+# under LD_PRELOAD with vqvae2's jemalloc settings, so that the allocator's share of the difference
+# shows (REF_JEMALLOC=0 skips that run).
 # Run it on a quiet machine: anything else running changes both columns.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +44,7 @@ kernels=$(OPENBLAS_VERBOSE=2 "$vqvae2" --version 2>&1 | sed -n 's/^Core: //p' | 
 echo "# OpenBLAS kernels, both sides: ${kernels:-none (the BLAS is not OpenBLAS)}"
 same_kernels=()
 [ -n "${OPENBLAS_CORETYPE:-$kernels}" ] && same_kernels=("OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$kernels}")
+echo "# allocators: vqvae2 as its bench headers say; the reference glibc malloc (Python's default)"
 for precision in ${precisions//,/ }; do
   echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations --precision $precision"
   "$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --precision "$precision" --quiet
@@ -48,3 +53,10 @@ for precision in ${precisions//,/ }; do
   env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" \
     --threads "$threads" --iters "$iterations" --what vqvae,prior --precision "$precision"
 done
+jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+if [ "${REF_JEMALLOC:-1}" != 0 ] && [ -e "$jemalloc" ]; then
+  echo "## reference under jemalloc: LD_PRELOAD=$jemalloc MALLOC_CONF=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1 (fp32)"
+  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" LD_PRELOAD="$jemalloc" MALLOC_CONF=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+    /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" --iters "$iterations" \
+    --what vqvae,prior --precision fp32
+fi
