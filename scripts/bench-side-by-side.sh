@@ -54,9 +54,10 @@ for precision in ${precisions//,/ }; do
     --threads "$threads" --iters "$iterations" --what vqvae,prior --precision "$precision"
 done
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+jemalloc_conf=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1  # vqvae2's own: src/core/malloc_conf.cpp
 if [ "${REF_JEMALLOC:-1}" != 0 ] && [ -e "$jemalloc" ]; then
-  echo "## reference under jemalloc: LD_PRELOAD=$jemalloc MALLOC_CONF=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1 (fp32)"
-  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" LD_PRELOAD="$jemalloc" MALLOC_CONF=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+  echo "## reference under jemalloc: LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf (fp32)"
+  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" LD_PRELOAD="$jemalloc" MALLOC_CONF="$jemalloc_conf" \
     /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" --iters "$iterations" \
     --what vqvae,prior --precision fp32
 fi
