@@ -52,7 +52,7 @@ torch::Tensor ConditioningStackImpl::conv(WeightNormConv2d& layer, const torch::
 
 torch::Tensor ConditioningStackImpl::forward(const torch::Tensor& codes) {
   const auto s = options_.scale;
-  auto x = conv(input_, embedding_(codes).permute({0, 3, 1, 2}));
+  auto x = conv(input_, embedding_map(embedding_, codes));
   for (auto& [conv1, conv2] : blocks_) x = x + conv(conv2, torch::elu(conv(conv1, torch::elu(x))));  // residual, non-causal
   x = torch::elu(x);
   if (upsample_) {

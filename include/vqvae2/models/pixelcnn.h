@@ -121,6 +121,10 @@ torch::Tensor shift_down(const torch::Tensor& x);
 torch::Tensor shift_right(const torch::Tensor& x);
 torch::Tensor shift_raster(const torch::Tensor& x);
 
+// codes [B, H, W] -> their embeddings as a contiguous [B, C, H, W] map, the layout every convolution
+// of the priors works in.
+torch::Tensor embedding_map(torch::nn::Embedding& embedding, const torch::Tensor& codes);
+
 struct GatedPixelCNNOptions {
   int64_t codes = 512;               // K: input and output classes
   int64_t channels = 256;            // C
