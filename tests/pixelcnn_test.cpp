@@ -1,6 +1,7 @@
 #include "vqvae2/models/pixelcnn.h"
 
 #include "test_util.h"
+#include "vqvae2/models/gated.h"
 #include "tiny_priors.h"
 #include "vqvae2/models/prior.h"
 
@@ -22,6 +23,28 @@ TEST(PixelCNN, TopPriorWithAttentionIsCausalWithEitherBlock) {
     Prior prior(tiny_top(6, 5, block));
     expect_causal(prior, {});
   }
+}
+
+TEST(PixelCNN, GradientsFromChannelsLastLayersReachTheLayersBelowContiguous) {
+  torch::manual_seed(0);
+  const auto leaf = torch::randn({2, 6, 4, 5}, torch::requires_grad());
+  const auto weight = torch::randn({6, 6}), target = torch::randn({2, 6, 4, 5});
+  // The gradient arriving at a layer's output `below` when the map made from it is read by a 1x1
+  // layer over channels, with and without with_contiguous_gradient between the two.
+  const auto arriving = [&](bool made_contiguous) {
+    const auto below = leaf * 2;
+    torch::Tensor seen;
+    below.register_hook([&](const torch::Tensor& gradient) { seen = gradient; });
+    auto map = below + 1;
+    if (made_contiguous) map = with_contiguous_gradient(map);
+    const auto y = over_channels(map, [&](const torch::Tensor& x) { return torch::linear(x, weight); });
+    (y * target).sum().backward();
+    return seen;
+  };
+  const auto plain = arriving(false), made = arriving(true);
+  EXPECT_FALSE(plain.is_contiguous());  // what over_channels hands back: channels-last strides
+  EXPECT_TRUE(made.is_contiguous());
+  EXPECT_TRUE(torch::equal(plain, made));  // the same gradient, only laid out plainly
 }
 
 TEST(PixelCNN, WeightNormalisedStacksAreCausal) {

@@ -319,9 +319,11 @@ torch::Tensor GatedPixelCNNImpl::forward_embedded(const torch::Tensor& e, const 
       h = snail_layers_[l]->forward(h, condition);
     } else {
       std::tie(v, h) = layers_[l]->forward(v, h, condition);
+      v = with_contiguous_gradient(v);
     }
+    h = with_contiguous_gradient(h);
     if (options_.attention_after(l)) {
-      h = attention_[(l + 1) / options_.attention_period() - 1]->forward(h, block_input);
+      h = with_contiguous_gradient(attention_[(l + 1) / options_.attention_period() - 1]->forward(h, block_input));
       if (!options_.pixelsnail()) block_input = h;
     }
   }

@@ -20,6 +20,11 @@ torch::Tensor gate(const torch::Tensor& x, int64_t dim = 1);
 // Applies a module over channels (Linear-based) to a map: [B, C, H, W] -> [B, C', H, W].
 torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn);
 
+// Returns `map` [B, C, H, W] itself, with its gradient made a contiguous [B, C, H, W] tensor before it
+// flows on into the layers that made `map` (a gradient from a channels-last consumer, such as
+// over_channels, has channels-last strides). No effect where `map` needs no gradient.
+torch::Tensor with_contiguous_gradient(const torch::Tensor& map);
+
 // A gated residual unit of 1×1 convolutions (Linear layers over channels), optionally fed an
 // auxiliary input: y = x + gate(W2 · dropout(elu(W1·elu(x) + Wa·elu(aux)))), every W optionally
 // weight-normalised. Works on maps [B, C, H, W] and on single positions [B, C] alike.
