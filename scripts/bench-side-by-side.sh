@@ -21,7 +21,8 @@
 # vqvae2 runs on jemalloc (core/memory.h); the reference on Python's allocator (glibc malloc), as its
 # users run it. When Debian's libjemalloc2 is installed, the reference's fp32 steps are timed once more
 # under LD_PRELOAD with vqvae2's jemalloc settings, so that the allocator's share of the difference
-# shows (REF_JEMALLOC=0 skips that run).
+# shows (REF_JEMALLOC=0 skips that run); that run comes right after vqvae2's own fp32 steps, so that
+# the machine's drift (README.md, "Speed") moves those two columns least apart.
 # Run it on a quiet machine: anything else running changes both columns.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,19 +46,23 @@ echo "# OpenBLAS kernels, both sides: ${kernels:-none (the BLAS is not OpenBLAS)
 same_kernels=()
 [ -n "${OPENBLAS_CORETYPE:-$kernels}" ] && same_kernels=("OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$kernels}")
 echo "# allocators: vqvae2 as its bench headers say; the reference glibc malloc (Python's default)"
+jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+jemalloc_conf=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1  # vqvae2's own: src/core/malloc_conf.cpp
+reference() {  # reference [ENV...] -- PRECISION
+  local settings=()
+  while [ "$1" != -- ]; do settings+=("$1"); shift; done
+  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" "${settings[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" \
+    "$ref" --threads "$threads" --iters "$iterations" --what vqvae,prior --precision "$2"
+}
 for precision in ${precisions//,/ }; do
   echo "## vqvae2 --threads $threads --blas-threads 1 --iterations $iterations --precision $precision"
   "$vqvae2" bench vqvae --threads "$threads" --blas-threads 1 --iterations "$iterations" --precision "$precision" --quiet
   "$vqvae2" bench prior --threads "$threads" --blas-threads 1 --iterations "$iterations" --precision "$precision" --quiet
+  # Right after vqvae2's own steps: the two columns on the same allocator drift least apart.
+  if [ "$precision" = fp32 ] && [ "${REF_JEMALLOC:-1}" != 0 ] && [ -e "$jemalloc" ]; then
+    echo "## reference under jemalloc: LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf (fp32)"
+    reference LD_PRELOAD="$jemalloc" MALLOC_CONF="$jemalloc_conf" -- fp32
+  fi
   echo "## reference: bench/pytorch_reference_bench.py --threads $threads --iters $iterations --precision $precision (OPENBLAS_NUM_THREADS=1)"
-  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" \
-    --threads "$threads" --iters "$iterations" --what vqvae,prior --precision "$precision"
+  reference -- "$precision"
 done
-jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
-jemalloc_conf=thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1  # vqvae2's own: src/core/malloc_conf.cpp
-if [ "${REF_JEMALLOC:-1}" != 0 ] && [ -e "$jemalloc" ]; then
-  echo "## reference under jemalloc: LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf (fp32)"
-  env OPENBLAS_NUM_THREADS=1 "${same_kernels[@]}" LD_PRELOAD="$jemalloc" MALLOC_CONF="$jemalloc_conf" \
-    /usr/bin/python3 "$root/bench/pytorch_reference_bench.py" "$ref" --threads "$threads" --iters "$iterations" \
-    --what vqvae,prior --precision fp32
-fi
