@@ -318,8 +318,7 @@ torch::Tensor GatedPixelCNNImpl::forward_embedded(const torch::Tensor& e, const 
     if (options_.pixelsnail()) {
       h = snail_layers_[l]->forward(h, condition);
     } else {
-      std::tie(v, h) = layers_[l]->forward(v, h, condition);
-      v = with_contiguous_gradient(v);
+      std::tie(v, h) = layers_[l]->forward(v, h, condition);  // V's gradient comes from convolutions alone
     }
     h = with_contiguous_gradient(h);
     if (options_.attention_after(l)) {
