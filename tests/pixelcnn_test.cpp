@@ -1,8 +1,8 @@
 #include "vqvae2/models/pixelcnn.h"
 
 #include "test_util.h"
-#include "vqvae2/models/gated.h"
 #include "tiny_priors.h"
+#include "vqvae2/models/gated.h"
 #include "vqvae2/models/prior.h"
 
 #include <gtest/gtest.h>

@@ -322,7 +322,7 @@ torch::Tensor GatedPixelCNNImpl::forward_embedded(const torch::Tensor& e, const 
     }
     h = with_contiguous_gradient(h);
     if (options_.attention_after(l)) {
-      h = with_contiguous_gradient(attention_[(l + 1) / options_.attention_period() - 1]->forward(h, block_input));
+      h = attention_[(l + 1) / options_.attention_period() - 1]->forward(h, block_input);
       if (!options_.pixelsnail()) block_input = h;
     }
   }
