@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <limits>
+
 namespace vqvae2 {
 namespace {
 
@@ -76,6 +78,27 @@ TEST(Dropout, InputsOfAnyLayoutAndFloatingType) {
     EXPECT_EQ(z.scalar_type(), dtype);
     EXPECT_TRUE(z.eq(0).logical_or(z.eq(2)).all().item<bool>()) << c10::toString(dtype);
   }
+}
+
+TEST(Dropout, BFloat16IsTheFloatProductRoundedToNearestEven) {
+  // Scaling by 1 / (1 − p) = 1/0.7 makes most kept products fall between two bfloat16 values, so
+  // this checks the rounding of the bfloat16 kernel against torch's own conversion, bit for bit.
+  torch::manual_seed(4);
+  auto x = torch::randn({70001}).mul(100).to(torch::kBFloat16);
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  x[6] = std::numeric_limits<float>::infinity();
+  x[7] = -0.0;
+  const auto y = dropout_with_seed(x, 0.3, 11);
+  const auto expected = (x.to(torch::kFloat) * dropout_mask(x.to(torch::kFloat), 0.3, 11)).to(torch::kBFloat16);
+  ASSERT_EQ(y.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(y.isnan(), expected.isnan()));
+  EXPECT_TRUE(y[5].isnan().item<bool>());
+  const auto finite = expected.isnan().logical_not();
+  EXPECT_TRUE(torch::equal(y.masked_select(finite), expected.masked_select(finite)));
+  EXPECT_GT(y.eq(0).sum().item<int64_t>(), 20000);
+  // The products that needed rounding: kept elements whose float product is not a bfloat16.
+  const auto product = x.to(torch::kFloat) * dropout_mask(x.to(torch::kFloat), 0.3, 11);
+  EXPECT_GT(product.ne(product.to(torch::kBFloat16).to(torch::kFloat)).sum().item<int64_t>(), 10000);
 }
 
 TEST(Dropout, EvaluationAndZeroProbabilityLeaveTheInputAlone) {
