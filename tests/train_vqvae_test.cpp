@@ -169,7 +169,9 @@ TEST(TrainVQVAE, Bf16StepsLowerTheErrorAndLeaveAnFp32Checkpoint) {
   auto loaded = load<VQVAEKind>(dir.path(), torch::kCPU);
   EXPECT_EQ(loaded.config.train.precision, Precision::kBF16);
   for (const auto& [name, tensor] : tensors_of(result.checkpoint)) {
-    if (tensor.is_floating_point()) EXPECT_EQ(tensor.scalar_type(), torch::kFloat) << name;
+    if (tensor.is_floating_point()) {
+      EXPECT_EQ(tensor.scalar_type(), torch::kFloat) << name;
+    }
   }
   loaded.model->eval();
   torch::NoGradGuard no_grad;

@@ -54,10 +54,20 @@ TrainSchedule schedule(int64_t steps, NanPolicy on_nan) {
   return s;
 }
 
+// Loop settings labelled "t", without a progress bar.
+LoopSettings quiet_loop(const std::string& checkpoint, const std::string& metrics) {
+  LoopSettings settings;
+  settings.label = "t";
+  settings.checkpoint = checkpoint;
+  settings.metrics = metrics;
+  settings.quiet = true;
+  return settings;
+}
+
 TEST(TrainLoop, RunsEpochsEvaluatesAndCheckpointsOnSchedule) {
   test::TempDir dir;
   FakeTask task({});
-  const auto result = run_training_loop(task, schedule(10, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  const auto result = run_training_loop(task, schedule(10, NanPolicy::kStop), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   EXPECT_EQ(result.steps, 10);
   EXPECT_EQ(task.steps_, 10);
   // Every 3 steps, at each epoch's end (4, 8) and at the last step.
@@ -70,7 +80,7 @@ TEST(TrainLoop, StopsOnANonFiniteLossBeforeApplyingIt) {
   test::TempDir dir;
   FakeTask task({5});
   try {
-    run_training_loop(task, schedule(10, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+    run_training_loop(task, schedule(10, NanPolicy::kStop), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
     FAIL() << "a NaN loss was not noticed";
   } catch (const Error& e) {
     const std::string message = e.what();
@@ -83,7 +93,7 @@ TEST(TrainLoop, StopsOnANonFiniteLossBeforeApplyingIt) {
 TEST(TrainLoop, SkipModeDiscardsTheBatchAndContinues) {
   test::TempDir dir;
   FakeTask task({2, 6, 7});
-  const auto result = run_training_loop(task, schedule(10, NanPolicy::kSkip), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  const auto result = run_training_loop(task, schedule(10, NanPolicy::kSkip), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   EXPECT_EQ(result.steps, 10);
   EXPECT_EQ(result.skipped, 3);
   EXPECT_EQ(task.discarded_, 3);
@@ -103,7 +113,7 @@ TEST(TrainLoop, SkipModeGivesUpAfterTooManyInARow) {
   for (int64_t i = 3; i < 40; ++i) bad.insert(i);
   FakeTask task(bad);
   try {
-    run_training_loop(task, schedule(40, NanPolicy::kSkip), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+    run_training_loop(task, schedule(40, NanPolicy::kSkip), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not finite for 11 batches in a row"), std::string::npos) << e.what();
@@ -114,9 +124,9 @@ TEST(TrainLoop, SkipModeGivesUpAfterTooManyInARow) {
 TEST(TrainLoop, ResumingCutsTheMetricsLogBackToTheCheckpoint) {
   test::TempDir dir;
   FakeTask first({});
-  run_training_loop(first, schedule(6, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(first, schedule(6, NanPolicy::kStop), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   FakeTask second({});
-  run_training_loop(second, schedule(8, NanPolicy::kStop), 3, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(second, schedule(8, NanPolicy::kStop), 3, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   std::ifstream log(dir.file("m.jsonl"));
   std::vector<int64_t> steps;
   for (std::string line; std::getline(log, line);) {
@@ -132,7 +142,7 @@ TEST(TrainLoop, ACosineScheduleFallsFromThePeakToNearlyZeroAndResumesOnTheSameCu
   cosine.learning_rate = 0.01;
   cosine.lr_schedule = LearningRateSchedule::kCosine;
   FakeTask whole({});
-  run_training_loop(whole, cosine, 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(whole, cosine, 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   ASSERT_EQ(whole.rates_.size(), 8u);
   EXPECT_DOUBLE_EQ(whole.rates_.front(), 0.01);                    // step 0: the peak
   EXPECT_NEAR(whole.rates_[4], 0.005, 1e-12);                       // half way: half of it
@@ -148,11 +158,11 @@ TEST(TrainLoop, ACosineScheduleFallsFromThePeakToNearlyZeroAndResumesOnTheSameCu
   EXPECT_EQ(logged, whole.rates_);
   // A run resumed at step 5 takes the rates an uninterrupted one would.
   FakeTask resumed({});
-  run_training_loop(resumed, cosine, 5, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(resumed, cosine, 5, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   EXPECT_EQ(resumed.rates_, std::vector<double>(whole.rates_.begin() + 5, whole.rates_.end()));
   // Constant: the same rate throughout.
   FakeTask constant({});
-  run_training_loop(constant, schedule(8, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m.jsonl"), true});
+  run_training_loop(constant, schedule(8, NanPolicy::kStop), 0, quiet_loop(dir.file("c"), dir.file("m.jsonl")));
   EXPECT_EQ(constant.rates_, std::vector<double>(8, TrainSchedule().learning_rate));
 }
 
@@ -201,7 +211,7 @@ TEST(ModelTask, PolyakAveragingEvaluatesAndCheckpointsTheAverageAndResumesOnTheS
   torch::manual_seed(0);
   LinearTask whole{torch::nn::Linear(2, 1)};
   const auto initial = whole.parameters();
-  const auto result = run_training_loop(whole, s, 0, {"t", dir.file("whole.ckpt"), dir.file("m.jsonl"), true});
+  const auto result = run_training_loop(whole, s, 0, quiet_loop(dir.file("whole.ckpt"), dir.file("m.jsonl")));
   ASSERT_EQ(whole.trained_.size(), 6u);
   // θ̄ ← d_t·θ̄ + (1 − d_t)·θ_t with d_t = min(d, (1 + t)/(10 + t)), from θ̄ = θ_0.
   auto average = initial.clone();
@@ -223,12 +233,12 @@ TEST(ModelTask, PolyakAveragingEvaluatesAndCheckpointsTheAverageAndResumesOnTheS
   half.steps = 3;
   torch::manual_seed(0);
   LinearTask started{torch::nn::Linear(2, 1)};
-  run_training_loop(started, half, 0, {"t", dir.file("half.ckpt"), dir.file("h.jsonl"), true});
+  run_training_loop(started, half, 0, quiet_loop(dir.file("half.ckpt"), dir.file("h.jsonl")));
   torch::manual_seed(1);
   LinearTask resumed{torch::nn::Linear(2, 1)};
   EXPECT_EQ(resumed.restore(read_model_checkpoint(dir.file("half.ckpt"), "linear")), 3);
   EXPECT_TRUE(torch::equal(resumed.parameters(), whole.trained_[2]));
-  run_training_loop(resumed, s, 3, {"t", dir.file("half.ckpt"), dir.file("h.jsonl"), true});
+  run_training_loop(resumed, s, 3, quiet_loop(dir.file("half.ckpt"), dir.file("h.jsonl")));
   EXPECT_TRUE(torch::allclose(stored_parameters(dir.file("half.ckpt"), "model"), average, 1e-6, 1e-7));
   EXPECT_TRUE(torch::allclose(stored_parameters(dir.file("half.ckpt"), "trained"), whole.trained_.back(), 1e-6, 1e-7));
 }
@@ -237,7 +247,7 @@ TEST(ModelTask, WithoutAveragingTheCheckpointHoldsTheTrainedWeightsOnly) {
   test::TempDir dir;
   torch::manual_seed(0);
   LinearTask task{torch::nn::Linear(2, 1)};
-  const auto result = run_training_loop(task, schedule(4, NanPolicy::kStop), 0, {"t", dir.file("c"), dir.file("m"), true});
+  const auto result = run_training_loop(task, schedule(4, NanPolicy::kStop), 0, quiet_loop(dir.file("c"), dir.file("m")));
   const auto evaluated = torch::tensor(result.final.at("parameters").get<std::vector<float>>());
   EXPECT_TRUE(torch::equal(evaluated, task.trained_.back()));
   EXPECT_TRUE(torch::equal(stored_parameters(dir.file("c"), "model"), task.trained_.back()));
@@ -249,7 +259,7 @@ TEST(TrainLoop, ATaskThatCannotAverageItsWeightsRefusesAWeightAverage) {
   FakeTask task({});
   auto s = schedule(4, NanPolicy::kStop);
   s.weight_average = 0.9;
-  test::expect_error([&] { run_training_loop(task, s, 0, {"t", dir.file("c"), dir.file("m.jsonl"), true}); },
+  test::expect_error([&] { run_training_loop(task, s, 0, quiet_loop(dir.file("c"), dir.file("m.jsonl"))); },
                      "this training does not average its weights; give a weight average of 0, not 0.9");
   EXPECT_EQ(task.steps_, 0);
 }
