@@ -32,9 +32,7 @@ int main(int argc, char** argv) {
     // learned an unconditional model too (trained with condition dropout, as the small ones are).
     // One SamplingOptions{} instead samples every level from the exact model, once.
     auto options = vqvae2::SampleConfig().sampling;
-    for (const auto& prior : priors) {
-      if (prior->options().conditional && prior->options().condition_dropout == 0) options.lower.guidance = 0;
-    }
+    if (vqvae2::first_unguidable_level(priors) >= 0) options.lower.guidance = 0;
     const auto sample = vqvae2::sample_hierarchy(vqvae.model, priors, /*batch=*/4, options, /*seed=*/0);
     // sample.images: [4, C, S, S] in [-1, 1]; sample.codes: the code maps, bottom first.
     vqvae2::save_png(argv[argc - 1], vqvae2::make_grid(vqvae2::to_pixels(sample.images), /*columns=*/4));

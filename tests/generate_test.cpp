@@ -70,6 +70,9 @@ TEST(Generate, LowerLevelsAreGuidedWhereTheirPriorsWereTrainedForIt) {
   const auto plain = sample_images(unguided, test::quiet());
   EXPECT_TRUE(torch::equal(guided.codes[1], plain.codes[1])) << "the top is never guided";
   EXPECT_FALSE(torch::equal(guided.codes[0], plain.codes[0])) << "the default guides the bottom";
+  std::vector<TrainedPrior> trained;
+  for (const auto& path : config.priors) trained.push_back(load<PriorKind>(path, torch::kCPU));
+  EXPECT_EQ(first_unguidable_level(priors_by_level(trained, config.priors, 2)), -1);
   // Priors trained without condition dropout: sampled unguided by default, with a note ...
   test::TempDir old_dir;
   auto old = config_in(old_dir);
@@ -92,6 +95,7 @@ TEST(Generate, LowerLevelsAreGuidedWhereTheirPriorsWereTrainedForIt) {
   std::vector<TrainedPrior> loaded;
   for (const auto& path : old.priors) loaded.push_back(load<PriorKind>(path, torch::kCPU));
   auto priors = priors_by_level(loaded, old.priors, 2);
+  EXPECT_EQ(first_unguidable_level(priors), 0);
   int64_t rows_sampled = 0;
   test::expect_error(
       [&] {

@@ -77,6 +77,13 @@ std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, cons
   return by_level;
 }
 
+int64_t first_unguidable_level(const std::vector<Prior>& priors) {
+  for (size_t l = 0; l + 1 < priors.size(); ++l) {
+    if (priors[l]->options().condition_dropout == 0) return static_cast<int64_t>(l);
+  }
+  return -1;
+}
+
 SampleResult sample_images(const SampleConfig& config, const RunSettings& settings) {
   config.validate();
   if (!config.vae.empty()) return sample_vae(config, settings);
@@ -92,16 +99,13 @@ SampleResult sample_images(const SampleConfig& config, const RunSettings& settin
     check_digit_images(format.channels, format.size, fmt::format("the samples of '{}'", config.vqvae));
   }
   auto sampling = config.sampling;
-  if (sampling.lower.guidance > 0 && config.guide_only_where_trained) {
-    for (int64_t l = 0; l + 1 < levels; ++l) {
-      if (priors[l]->options().condition_dropout > 0) continue;
-      sampling.lower.guidance = 0;  // the samplers would refuse it
-      if (settings.log)
-        *settings.log << fmt::format("sample: the level-{} prior was trained without condition dropout, so the levels "
-                                     "below the top are sampled unguided (guidance 0)\n",
-                                     l);
-      break;
-    }
+  const auto unguidable = first_unguidable_level(priors);
+  if (sampling.lower.guidance > 0 && config.guide_only_where_trained && unguidable >= 0) {
+    sampling.lower.guidance = 0;  // the samplers would refuse it
+    if (settings.log)
+      *settings.log << fmt::format("sample: the level-{} prior was trained without condition dropout, so the levels "
+                                   "below the top are sampled unguided (guidance 0)\n",
+                                   unguidable);
   }
 
   std::vector<torch::Tensor> images;

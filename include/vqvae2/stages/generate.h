@@ -64,6 +64,11 @@ struct SampleResult {
 std::vector<Prior> priors_by_level(const std::vector<TrainedPrior>& priors, const std::vector<std::string>& paths,
                                    int64_t levels);
 
+// The lowest level below the top whose prior was trained without condition dropout, so has no
+// unconditional model for classifier-free guidance (the samplers refuse guidance there); -1 when
+// every prior below the top has one. `priors` as priors_by_level gives them.
+int64_t first_unguidable_level(const std::vector<Prior>& priors);
+
 // Samples config.count images, writes the grid (and the codes when asked, and scores them as digits
 // when asked: a model of grey 32×32 images is checked before sampling). Sampling options and the
 // sampler apply to priors only.
