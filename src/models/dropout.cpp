@@ -1,26 +1,19 @@
 #include "vqvae2/models/dropout.h"
 
+#include "vector_clones.h"
+
 #include "vqvae2/core/error.h"
 
-#include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
-// The kernels below are compiled three times on x86-64, for AVX-512 (x86-64-v4, GCC 11 and later),
-// for AVX2 and for the baseline, and the loader picks one for the CPU: the hash below is made of
-// 32-bit multiplies and shifts, sixteen or eight lanes at once. On the 2-core Zen 5 machine, masking a
-// 4×256×64×64 map took 2.1 ms (float) and 8.5 ms (bfloat16, through c10::BFloat16) with AVX2
-// alone, and 0.95 and 1.3 ms with the AVX-512 kernels. Every clone computes the same bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-#define VQVAE2_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VQVAE2_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VQVAE2_VECTOR_CLONES
-#endif
+// The mask kernels below are vectorised clones (vector_clones.h): the hash is made of 32-bit multiplies
+// and shifts, sixteen lanes at once with AVX-512. On the 2-core Zen 5 machine, masking a 4×256×64×64
+// map took 2.1 ms (float) and 8.5 ms (bfloat16, through c10::BFloat16) on one thread with the AVX2
+// clone alone; 0.95 and 1.3 ms on one thread with these AVX-512 clones, and 0.53 and 0.66 ms on two.
 
 namespace vqvae2 {
 
@@ -61,20 +54,11 @@ VQVAE2_VECTOR_CLONES void mask_floats(const float* in, float* out, int64_t n, ui
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] * keep_factor(first + static_cast<uint32_t>(i), k, scale);
 }
 
-// The same for bfloat16, the upper half of a float's bits: widen by a shift, multiply in float, and
-// round back to nearest even as c10::BFloat16 does (NaN becomes 0x7FC0), without a branch, so that
-// the loop vectorises like the float one.
+// The same for bfloat16 (as its bits), multiplied in float and rounded back as c10::BFloat16 does.
 VQVAE2_VECTOR_CLONES void mask_bfloat16s(const uint16_t* in, uint16_t* out, int64_t n, uint32_t first, Keys k,
                                          float scale) {
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t widened = static_cast<uint32_t>(in[i]) << 16;
-    float x;
-    std::memcpy(&x, &widened, sizeof x);
-    const float y = x * keep_factor(first + static_cast<uint32_t>(i), k, scale);
-    uint32_t bits;
-    std::memcpy(&bits, &y, sizeof bits);
-    const auto rounded = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-    out[i] = y != y ? uint16_t{0x7FC0} : rounded;
+    out[i] = round_to_bfloat16(widen_bfloat16(in[i]) * keep_factor(first + static_cast<uint32_t>(i), k, scale));
   }
 }
 
@@ -106,21 +90,29 @@ torch::Tensor apply_mask(const torch::Tensor& x, double p, uint64_t seed) {
   // P(keep) = 1 − threshold / 2³² = 1 − p to within 2⁻³².
   const auto threshold = static_cast<uint32_t>(std::min(std::llround(p * 4294967296.0), 4294967295ll));
   const auto scale = static_cast<float>(1 / (1 - p));
-  const int64_t n = in.numel();
+  // Over the flat arrays, on LibTorch's intra-op threads (at::parallel_for, header-only, would run on
+  // one thread in code built without OpenMP; TensorIterator::for_each is compiled into LibTorch).
+  const auto flat_in = in.view(-1);
+  const auto flat_out = out.view(-1);
+  auto iter = at::TensorIteratorConfig().add_output(flat_out).add_input(flat_in).build();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, in.scalar_type(), "dropout", [&] {
-    const scalar_t* src = in.data_ptr<scalar_t>();
-    scalar_t* dst = out.data_ptr<scalar_t>();
-    at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
-      // Split where the index's upper 32 bits change (past 2³² elements only).
-      for (int64_t start = begin; start < end;) {
-        const uint64_t upper = static_cast<uint64_t>(start) >> 32;
-        const int64_t stop = std::min<int64_t>(end, static_cast<int64_t>((upper + 1) << 32));
-        const auto k = keys_for(seed, threshold, upper);
-        const auto first = static_cast<uint32_t>(start);
-        mask_values(src + start, dst + start, stop - start, first, k, scale);
-        start = stop;
-      }
-    });
+    const auto* src = flat_in.data_ptr<scalar_t>();
+    auto* dst = flat_out.data_ptr<scalar_t>();
+    iter.for_each(
+        [&](char** data, const int64_t* /*strides: one element apart*/, int64_t size0, int64_t size1) {
+          VQVAE2_CHECK(size1 == 1, "dropout: expected one run of elements, got {}", size1);
+          const int64_t begin = reinterpret_cast<const scalar_t*>(data[1]) - src, end = begin + size0;
+          // Split where the index's upper 32 bits change (past 2³² elements only).
+          for (int64_t start = begin; start < end;) {
+            const uint64_t upper = static_cast<uint64_t>(start) >> 32;
+            const int64_t stop = std::min<int64_t>(end, static_cast<int64_t>((upper + 1) << 32));
+            const auto k = keys_for(seed, threshold, upper);
+            const auto first = static_cast<uint32_t>(start);
+            mask_values(src + start, dst + start, stop - start, first, k, scale);
+            start = stop;
+          }
+        },
+        int64_t{1} << 15);
   });
   return out;
 }
