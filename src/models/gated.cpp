@@ -1,13 +1,12 @@
 #include "vqvae2/models/gated.h"
 
+#include "vqvae2/models/activation.h"
+
 namespace vqvae2 {
 
 namespace nn = torch::nn;
 
-torch::Tensor gate(const torch::Tensor& x, int64_t dim) {
-  const auto halves = x.chunk(2, dim);
-  return torch::tanh(halves[0]) * torch::sigmoid(halves[1]);
-}
+torch::Tensor gate(const torch::Tensor& x, int64_t dim) { return tanh_sigmoid_gate(x, dim); }
 
 torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
   return fn(map.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // [B,C,H,W] -> [B,H,W,C] -> fn -> back
@@ -44,9 +43,9 @@ torch::Tensor PointwiseGatedImpl::forward(const torch::Tensor& x, const torch::T
 }
 
 torch::Tensor PointwiseGatedImpl::channels_last(const torch::Tensor& x, const torch::Tensor& aux) {
-  auto a = first_(torch::elu(x));
-  if (aux_) a = a + aux_(torch::elu(aux));
-  return x + gate(second_(dropout_(torch::elu(a))), /*dim=*/-1);
+  auto a = first_(vqvae2::elu(x));
+  if (aux_) a = a + aux_(vqvae2::elu(aux));
+  return x + gate(second_(dropout_(vqvae2::elu(a))), /*dim=*/-1);
 }
 
 }  // namespace vqvae2

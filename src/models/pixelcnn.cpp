@@ -1,5 +1,6 @@
 #include "vqvae2/models/pixelcnn.h"
 
+#include "vqvae2/models/activation.h"
 #include "vqvae2/models/attention.h"
 #include "vqvae2/models/gated.h"
 #include "vqvae2/core/error.h"
@@ -161,11 +162,11 @@ GatedLayerImpl::GatedLayerImpl(const GatedPixelCNNOptions& o) : channels_(o.chan
 std::pair<torch::Tensor, torch::Tensor> GatedLayerImpl::forward(const torch::Tensor& v, const torch::Tensor& h,
                                                                 const torch::Tensor& condition) {
   // V' = V + gate(conv_v2(dropout(elu(conv_v1(elu(V))))) + cond_v(c))
-  auto b = v_conv2_(dropout_(torch::elu(v_conv1_(torch::elu(v)))));
+  auto b = v_conv2_(dropout_(vqvae2::elu(v_conv1_(vqvae2::elu(v)))));
   if (v_condition_) b = b + v_condition_(condition);
   const auto v_next = v + gate(b);
   // H' = H + gate(conv_h2(dropout(elu(conv_h1(elu(H))))) + link(elu(V')) + cond_h(c))
-  auto d = h_conv2_(dropout_(torch::elu(h_conv1_(torch::elu(h))))) + link_(torch::elu(v_next));
+  auto d = h_conv2_(dropout_(vqvae2::elu(h_conv1_(vqvae2::elu(h))))) + link_(vqvae2::elu(v_next));
   if (h_condition_) d = d + h_condition_(condition);
   return {v_next, h + gate(d)};
 }
@@ -196,12 +197,12 @@ torch::Tensor pointwise_conv(WeightNormConv2d& conv, const torch::Tensor& row) {
 }  // namespace
 
 torch::Tensor GatedLayerImpl::row(State& s, const torch::Tensor& v_row, const torch::Tensor& condition_row) {
-  push_row(s.v1_window, torch::elu(v_row));
-  push_row(s.v2_window, dropout_(torch::elu(v_conv1_->forward_window(s.v1_window))));
+  push_row(s.v1_window, vqvae2::elu(v_row));
+  push_row(s.v2_window, dropout_(vqvae2::elu(v_conv1_->forward_window(s.v1_window))));
   auto b = v_conv2_->forward_window(s.v2_window);
   if (v_condition_) b = b + pointwise_conv(v_condition_, condition_row);
   const auto v_next = v_row + gate(b);
-  s.row_extra = pointwise_conv(link_, torch::elu(v_next));
+  s.row_extra = pointwise_conv(link_, vqvae2::elu(v_next));
   if (h_condition_) s.row_extra = s.row_extra + pointwise_conv(h_condition_, condition_row);
   s.h1_row.zero_();
   return v_next;
@@ -209,8 +210,8 @@ torch::Tensor GatedLayerImpl::row(State& s, const torch::Tensor& v_row, const to
 
 torch::Tensor GatedLayerImpl::position(State& s, const torch::Tensor& h, int64_t j) {
   const auto cols = h_conv1_->cols();
-  s.h1_row.select(2, j + cols - 1).copy_(torch::elu(h));
-  const auto a = dropout_(torch::elu(h_conv1_->forward_window(s.h1_row.slice(2, j, j + cols))));  // [B, Cr]
+  s.h1_row.select(2, j + cols - 1).copy_(vqvae2::elu(h));
+  const auto a = dropout_(vqvae2::elu(h_conv1_->forward_window(s.h1_row.slice(2, j, j + cols))));  // [B, Cr]
   const auto d = torch::linear(a, h_conv2_->weight().flatten(1), h_conv2_->bias()) + s.row_extra.select(2, j);
   return h + gate(d);
 }
@@ -230,7 +231,7 @@ SnailLayerImpl::SnailLayerImpl(const GatedPixelCNNOptions& o) {
 
 torch::Tensor SnailLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& condition) {
   // X' = X + gate(conv2(dropout(elu(conv1(elu(X))))) + cond(c))
-  auto b = conv2_(dropout_(torch::elu(conv1_(torch::elu(x)))));
+  auto b = conv2_(dropout_(vqvae2::elu(conv1_(vqvae2::elu(x)))));
   if (condition_) b = b + condition_(condition);
   return x + gate(b);
 }
@@ -246,8 +247,8 @@ void SnailLayerImpl::next_row(State& s, const torch::Tensor& condition_row) {
 }
 
 torch::Tensor SnailLayerImpl::position(State& s, const torch::Tensor& x, int64_t j) {
-  conv1_->write(s.conv1, torch::elu(x), j);
-  conv2_->write(s.conv2, dropout_(torch::elu(conv1_->at(s.conv1, j))), j);
+  conv1_->write(s.conv1, vqvae2::elu(x), j);
+  conv2_->write(s.conv2, dropout_(vqvae2::elu(conv1_->at(s.conv1, j))), j);
   auto b = conv2_->at(s.conv2, j);
   if (condition_) b = b + s.condition_row.select(2, j);
   return x + gate(b);
@@ -295,7 +296,7 @@ torch::Tensor GatedPixelCNNImpl::forward(const torch::Tensor& codes, const torch
 torch::Tensor GatedPixelCNNImpl::head(const torch::Tensor& h) {
   auto x = h;
   for (auto& unit : head_) x = unit->forward(x);
-  const auto logits = [&](const torch::Tensor& y) { return logits_(torch::elu(y)); };
+  const auto logits = [&](const torch::Tensor& y) { return logits_(vqvae2::elu(y)); };
   return x.dim() == 4 ? over_channels(x, logits) : logits(x);
 }
 

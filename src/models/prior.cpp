@@ -1,6 +1,7 @@
 #include "vqvae2/models/prior.h"
 
 #include "vqvae2/core/error.h"
+#include "vqvae2/models/activation.h"
 #include "vqvae2/models/attention.h"
 
 namespace vqvae2 {
@@ -53,8 +54,8 @@ torch::Tensor ConditioningStackImpl::conv(WeightNormConv2d& layer, const torch::
 torch::Tensor ConditioningStackImpl::forward(const torch::Tensor& codes) {
   const auto s = options_.scale;
   auto x = conv(input_, embedding_map(embedding_, codes));
-  for (auto& [conv1, conv2] : blocks_) x = x + conv(conv2, torch::elu(conv(conv1, torch::elu(x))));  // residual, non-causal
-  x = torch::elu(x);
+  for (auto& [conv1, conv2] : blocks_) x = x + conv(conv2, vqvae2::elu(conv(conv1, vqvae2::elu(x))));  // residual, non-causal
+  x = vqvae2::elu(x);
   if (upsample_) {
     // Stride-s transposed convolution with an s×s kernel: child (a, b) of every upper position gets
     // W_ab · x + b_ab — a 1×1 convolution to C·s² channels rearranged depth-to-space.
