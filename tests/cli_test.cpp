@@ -240,7 +240,9 @@ TEST(Cli, NonsenseValuesAreRefusedWithAClearMessage) {
     const auto out = dir.file("r" + std::to_string(index++));
     expect_failure("train-vqvae --out " + out + " " + flags, message);
     // Refused before the run folder is made (the batch larger than the data is found when it is read).
-    if (message != "larger than the") EXPECT_FALSE(std::filesystem::exists(out)) << flags;
+    if (message != "larger than the") {
+      EXPECT_FALSE(std::filesystem::exists(out)) << flags;
+    }
   }
   RecordProperty("cases", static_cast<int>(cases.size()));
 }
