@@ -75,7 +75,6 @@ void mask_values(const float* in, float* out, int64_t n, uint32_t first, Keys k,
 }
 
 void mask_values(const c10::BFloat16* in, c10::BFloat16* out, int64_t n, uint32_t first, Keys k, float scale) {
-  static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t), "c10::BFloat16 holds its 16 bits and nothing else");
   mask_bfloat16s(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), n, first, k, scale);
 }
 

@@ -15,13 +15,18 @@
 #define VQVAE2_VECTOR_CLONES
 #endif
 
+#include <c10/util/BFloat16.h>
+
 #include <cstdint>
 #include <cstring>
 
 namespace vqvae2 {
 
 // bfloat16 is the upper half of a float's bits. These two convert without branches, so that loops
-// over bfloat16 arrays (as uint16_t) vectorise like loops over floats.
+// over bfloat16 arrays (as uint16_t) vectorise like loops over floats. Tensors of c10::BFloat16 are
+// read and written as arrays of uint16_t, which needs:
+static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t), "c10::BFloat16 holds its 16 bits and nothing else");
+
 inline float widen_bfloat16(uint16_t bits) {
   const uint32_t widened = static_cast<uint32_t>(bits) << 16;
   float x;
