@@ -51,7 +51,7 @@ TEST(Activation, GateMatchesLibTorchsInValueAndGradient) {
   const auto n = values.numel() / 4 * 2;  // even
   // [2, n, 1]: halves along dimension 1 of a batch of 2, so that the blocks of [a | b] repeat.
   const auto x = values.slice(0, 0, 2 * n).view({2, n, 1}).clone().requires_grad_(true);
-  const auto y = tanh_sigmoid_gate(x, 1);
+  const auto y = gate(x, 1);
   ASSERT_EQ(y.sizes(), (std::vector<int64_t>{2, n / 2, 1}));
   const auto upstream = torch::randn_like(y);
   y.backward(upstream);
@@ -66,7 +66,7 @@ TEST(Activation, GateMatchesLibTorchsInValueAndGradient) {
   EXPECT_LT(gradient_error.max().item<double>(), gradient_tolerance);
   // Near 0, tanh keeps its relative precision (1 − 2/(e^{2x} + 1) there would not).
   const auto small = torch::tensor({1e-6f, -3e-4f, 0.3f, 20.0f, 20.0f, 20.0f, 20.0f, 20.0f}).view({1, 8});
-  const auto t = tanh_sigmoid_gate(small, 1).to(torch::kDouble);
+  const auto t = gate(small, 1).to(torch::kDouble);
   const auto exact = torch::tanh(small.slice(1, 0, 4).to(torch::kDouble)) * torch::sigmoid(torch::tensor({20.0}));
   EXPECT_LT((t / exact - 1).abs().max().item<double>(), 3e-7);
 }
@@ -78,10 +78,10 @@ TEST(Activation, TheSameBitsForAnyPositionThreadCountAndLayout) {
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   const auto elu_one = vqvae2::elu(x);
-  const auto gate_one = tanh_sigmoid_gate(x, 1);
+  const auto gate_one = gate(x, 1);
   at::set_num_threads(2);
   const auto elu_two = vqvae2::elu(x);
-  const auto gate_two = tanh_sigmoid_gate(x, 1);
+  const auto gate_two = gate(x, 1);
   at::set_num_threads(threads);
   EXPECT_TRUE(torch::equal(elu_one, elu_two));
   EXPECT_TRUE(torch::equal(gate_one, gate_two));
@@ -91,13 +91,13 @@ TEST(Activation, TheSameBitsForAnyPositionThreadCountAndLayout) {
     EXPECT_TRUE(torch::equal(vqvae2::elu(one), elu_one.flatten().slice(0, k, k + 1))) << k;
   }
   const auto row = x.select(3, 7).select(2, 3);  // [4, 100]: one position of every channel
-  EXPECT_TRUE(torch::equal(tanh_sigmoid_gate(row.contiguous(), 1), gate_one.select(3, 7).select(2, 3)));
+  EXPECT_TRUE(torch::equal(gate(row.contiguous(), 1), gate_one.select(3, 7).select(2, 3)));
   // A channels-last map: the same values, the ELU's in the same layout.
   const auto channels_last = x.contiguous(at::MemoryFormat::ChannelsLast);
   const auto y = vqvae2::elu(channels_last);
   EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
   EXPECT_TRUE(torch::equal(y, elu_one));
-  EXPECT_TRUE(torch::equal(tanh_sigmoid_gate(channels_last, 1), gate_one));
+  EXPECT_TRUE(torch::equal(gate(channels_last, 1), gate_one));
   // Other types go through LibTorch's operators, to the same values within rounding.
   EXPECT_TRUE(torch::allclose(vqvae2::elu(x.to(torch::kDouble)), elu_one.to(torch::kDouble), 0, 5e-7));
 }
@@ -107,13 +107,13 @@ TEST(Activation, BFloat16IsTheFloatResultRounded) {
   const auto widened = x.to(torch::kFloat);
   // The float kernel on the widened values, rounded: the bfloat16 kernel computes in float too.
   EXPECT_TRUE(torch::equal(vqvae2::elu(x), vqvae2::elu(widened).to(torch::kBFloat16)));
-  EXPECT_TRUE(torch::equal(tanh_sigmoid_gate(x, 1), tanh_sigmoid_gate(widened, 1).to(torch::kBFloat16)));
+  EXPECT_TRUE(torch::equal(gate(x, 1), gate(widened, 1).to(torch::kBFloat16)));
   // Gradients likewise, from a bfloat16 upstream.
   const auto input = x.clone().requires_grad_(true);
   const auto upstream = torch::randn({2, 5000}).to(torch::kBFloat16);
-  tanh_sigmoid_gate(input, 1).backward(upstream);
+  gate(input, 1).backward(upstream);
   const auto input_float = widened.clone().requires_grad_(true);
-  tanh_sigmoid_gate(input_float, 1).backward(upstream.to(torch::kFloat));
+  gate(input_float, 1).backward(upstream.to(torch::kFloat));
   EXPECT_EQ(input.grad().scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(input.grad(), input_float.grad().to(torch::kBFloat16)));
 }
@@ -123,14 +123,14 @@ TEST(Activation, TheGateSplitsAnyDimensionAndRefusesAnOddOne) {
   const auto x = torch::randn({3, 4, 6});
   for (int64_t dim : {0, 1, 2, -1}) {
     if (x.size(dim) % 2 != 0) {
-      EXPECT_THROW(tanh_sigmoid_gate(x, dim), std::exception) << dim;
+      EXPECT_THROW(gate(x, dim), std::exception) << dim;
       continue;
     }
     const auto halves = x.chunk(2, dim);
-    EXPECT_TRUE(torch::allclose(tanh_sigmoid_gate(x, dim), torch::tanh(halves[0]) * torch::sigmoid(halves[1]), 0, 5e-7))
+    EXPECT_TRUE(torch::allclose(gate(x, dim), torch::tanh(halves[0]) * torch::sigmoid(halves[1]), 0, 5e-7))
         << dim;
   }
-  EXPECT_THROW(tanh_sigmoid_gate(torch::randn({2, 3}), 1), std::exception);
+  EXPECT_THROW(gate(torch::randn({2, 3}), 1), std::exception);
 }
 
 }  // namespace

@@ -283,7 +283,7 @@ torch::Tensor elu(const torch::Tensor& x) {
   return EluFunction::apply(x);
 }
 
-torch::Tensor tanh_sigmoid_gate(const torch::Tensor& x, int64_t dim) {
+torch::Tensor gate(const torch::Tensor& x, int64_t dim) {
   VQVAE2_CHECK(x.dim() > 0, "the gate splits a tensor in halves along a dimension; got a scalar");
   dim = c10::maybe_wrap_dim(dim, x.dim());
   VQVAE2_CHECK(x.size(dim) % 2 == 0, "the gate splits dimension {} in halves, but its size is {}", dim, x.size(dim));

@@ -6,8 +6,6 @@ namespace vqvae2 {
 
 namespace nn = torch::nn;
 
-torch::Tensor gate(const torch::Tensor& x, int64_t dim) { return tanh_sigmoid_gate(x, dim); }
-
 torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
   return fn(map.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // [B,C,H,W] -> [B,H,W,C] -> fn -> back
 }

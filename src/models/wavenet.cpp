@@ -1,7 +1,7 @@
 #include "vqvae2/models/wavenet.h"
 
 #include "vqvae2/core/error.h"
-#include "vqvae2/models/gated.h"
+#include "vqvae2/models/activation.h"
 
 namespace vqvae2 {
 

@@ -26,6 +26,6 @@ torch::Tensor elu(const torch::Tensor& x);
 
 // y = tanh(a) ⊙ σ(b), with [a, b] = x split in halves along `dim`. Gradients, with t = tanh(a) and
 // s = σ(b): ∂L/∂a = ∂L/∂y ⊙ s ⊙ (1 − t²), ∂L/∂b = ∂L/∂y ⊙ t ⊙ s ⊙ (1 − s), recomputed from x.
-torch::Tensor tanh_sigmoid_gate(const torch::Tensor& x, int64_t dim);
+torch::Tensor gate(const torch::Tensor& x, int64_t dim = 1);
 
 }  // namespace vqvae2

@@ -1,6 +1,6 @@
-// Gated units (van den Oord et al. 2016): the nonlinearity y = tanh(a) ⊙ σ(b) that every prior's
-// layers share, and a gated residual unit over channels alone (1×1), which the priors' output
-// heads and PixelSNAIL's attention blocks are built from.
+// Gated units (van den Oord et al. 2016): a gated residual unit over channels alone (1×1), which the
+// priors' output heads and PixelSNAIL's attention blocks are built from, and the helpers that run
+// such units over maps. The gate itself, y = tanh(a) ⊙ σ(b), is vqvae2::gate (models/activation.h).
 //
 // Glossary: B = batch, C = channels, H, W = map height and width.
 #pragma once
@@ -13,9 +13,6 @@
 #include <functional>
 
 namespace vqvae2 {
-
-// y = tanh(a) ⊙ σ(b) with [a, b] split along `dim`.
-torch::Tensor gate(const torch::Tensor& x, int64_t dim = 1);
 
 // Applies a module over channels (Linear-based) to a map: [B, C, H, W] -> [B, C', H, W].
 torch::Tensor over_channels(const torch::Tensor& map, const std::function<torch::Tensor(const torch::Tensor&)>& fn);
