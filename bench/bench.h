@@ -41,6 +41,10 @@ void sample(const BenchOptions& options, const std::vector<int64_t>& batches, st
 void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batches, const std::string& prior_size,
                   std::ostream& out);
 
+// Milliseconds per call of the priors' own CPU kernels (dropout's mask, ELU and the gate, forward and
+// backward) and of the LibTorch operators they replace, on the bottom prior's shapes, fp32 and bf16.
+void kernels(const BenchOptions& options, std::ostream& out);
+
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.
 // With `precision` bf16 or fp16: the same products on operands of that type.
