@@ -93,8 +93,8 @@ Command add_bench(CLI::App& top, Common& common) {
                   "vqvae: VQ-VAE training images/s; prior: prior training step times; sample: seconds per 256x256 "
                   "sample (all at reference widths); threads: thread settings compared; audio: seconds per second of "
                   "audio, cached and naive WaveNet sampling; distributed: data-parallel images/s at 1, 2, ... "
-                  "processes, scaling efficiency and bytes all-reduced per step; kernels: the priors' dropout, ELU and gate "
-                  "kernels against the LibTorch operators they replace, ms per call")
+                  "processes, scaling efficiency and bytes all-reduced per step; kernels: the priors' dropout, ELU "
+                  "and gate kernels against the LibTorch operators they replace, ms per call")
       ->capture_default_str()
       ->check(CLI::IsMember({"vqvae", "prior", "sample", "threads", "audio", "distributed", "kernels"}));
   auto& d = f->distributed;
@@ -118,8 +118,11 @@ Command add_bench(CLI::App& top, Common& common) {
   app->add_option("--prior-size", f->prior_size, "WaveNet widths for `bench audio`: small or reference")
       ->capture_default_str()
       ->check(CLI::IsMember({"small", "reference"}));
-  app->add_option("--warmup", f->options.warmup, "untimed iterations (for kernels, rounds of 20 calls)")->capture_default_str();
-  app->add_option("--iterations", f->options.iterations, "timed iterations (median reported; for kernels, rounds of 20 calls)")->capture_default_str();
+  app->add_option("--warmup", f->options.warmup, "untimed iterations (for kernels, rounds of 20 calls)")
+      ->capture_default_str();
+  app->add_option("--iterations", f->options.iterations,
+                  "timed iterations (median reported; for kernels, rounds of 20 calls)")
+      ->capture_default_str();
   app->add_option("--precision", f->precision,
                   "vqvae, prior: training steps with the forward pass under autocast in fp32, bf16 or fp16 (CUDA), as "
                   "train-vqvae and train-prior --precision run them")

@@ -31,7 +31,8 @@ double milliseconds_per_call(const BenchOptions& options, const std::function<vo
   for (int64_t r = 0; r < std::max<int64_t>(1, options.iterations); ++r) {
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < calls; ++i) fn();
-    rounds.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / calls);
+    const std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - start;
+    rounds.push_back(elapsed.count() / calls);
   }
   std::sort(rounds.begin(), rounds.end());
   return rounds[rounds.size() / 2];
