@@ -35,21 +35,6 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// Median seconds of `fn` over the timed iterations.
-double time_median(const BenchOptions& options, const torch::Device& device, const std::function<void()>& fn) {
-  for (int64_t i = 0; i < options.warmup; ++i) fn();
-  synchronize(device);
-  std::vector<double> seconds;
-  for (int64_t i = 0; i < std::max<int64_t>(1, options.iterations); ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    synchronize(device);
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
-}
-
 VQVAEOptions reference_widths(int64_t image_size) {
   VQVAEOptions options;  // defaults are the paper's: h 128, 2 res blocks of 32, D 64, K 512, strides {4, 2}
   options.image_size = image_size;
@@ -84,6 +69,20 @@ StepTiming vqvae_step(const BenchOptions& options, const torch::Device& device, 
 }
 
 }  // namespace
+
+double time_median(const BenchOptions& options, const torch::Device& device, const std::function<void()>& fn) {
+  for (int64_t i = 0; i < options.warmup; ++i) fn();
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < std::max<int64_t>(1, options.iterations); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    synchronize(device);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
 
 double measured_peak_gflops(const std::string& device_name, Precision precision) {
   const auto device = parse_device(device_name);

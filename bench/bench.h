@@ -4,6 +4,7 @@
 #include "vqvae2/core/precision.h"
 #include <torch/torch.h>
 
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -44,6 +45,10 @@ void audio_sample(const BenchOptions& options, const std::vector<int64_t>& batch
 // Milliseconds per call of the priors' own CPU kernels (dropout's mask, ELU and the gate, forward and
 // backward) and of the LibTorch operators they replace, on the bottom prior's shapes, fp32 and bf16.
 void kernels(const BenchOptions& options, std::ostream& out);
+
+// Median seconds of `fn` over options.iterations timed runs, after options.warmup untimed ones,
+// waiting for `device` to finish each: the timing every benchmark here reports.
+double time_median(const BenchOptions& options, const torch::Device& device, const std::function<void()>& fn);
 
 // Best single-precision GFLOP/s this process reaches on a large matrix product and a large
 // convolution with the current thread settings: the "peak" the other figures are compared to.

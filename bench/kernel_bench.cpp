@@ -12,7 +12,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -26,16 +25,10 @@ namespace {
 // about a millisecond, shorter than the scheduler's noise, hence the rounds.
 double milliseconds_per_call(const BenchOptions& options, const std::function<void()>& fn) {
   constexpr int calls = 20;
-  for (int64_t i = 0; i < options.warmup * calls; ++i) fn();
-  std::vector<double> rounds;
-  for (int64_t r = 0; r < std::max<int64_t>(1, options.iterations); ++r) {
-    const auto start = std::chrono::steady_clock::now();
+  const double seconds_per_round = time_median(options, torch::kCPU, [&] {
     for (int i = 0; i < calls; ++i) fn();
-    const std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - start;
-    rounds.push_back(elapsed.count() / calls);
-  }
-  std::sort(rounds.begin(), rounds.end());
-  return rounds[rounds.size() / 2];
+  });
+  return 1e3 * seconds_per_round / calls;
 }
 
 // Runs `op` on a fresh leaf of x's values and sends `upstream` back through it.
